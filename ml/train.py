@@ -74,7 +74,9 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
 
 
 @torch.no_grad()
-def validate(model: SlickNet, images: np.ndarray, masks: np.ndarray, device: torch.device) -> dict[str, float]:
+def validate(
+    model: SlickNet, images: np.ndarray, masks: np.ndarray, device: torch.device
+) -> dict[str, float]:
     """Confusion counts summed over all pixels of all tiles (the CBD-Net protocol)."""
     model.eval()
     tp = fp = fn = tn = 0
@@ -101,15 +103,24 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
     args.out.mkdir(parents=True, exist_ok=True)
 
     pairs = find_pairs(args.data / "images", args.data / "masks")
     train_idx, val_idx = split_by_blocks([p[0] for p in pairs])
     t0 = time.time()
     images, masks = load_arrays(pairs)
-    log.info("loaded %d pairs in %.1fs: %d train, %d val", len(pairs), time.time() - t0, len(train_idx), len(val_idx))
+    log.info(
+        "loaded %d pairs in %.1fs: %d train, %d val",
+        len(pairs),
+        time.time() - t0,
+        len(train_idx),
+        len(val_idx),
+    )
     tr_x, tr_y = images[train_idx], masks[train_idx]
     va_x, va_y = images[val_idx], masks[val_idx]
 
@@ -150,17 +161,35 @@ def main(argv: list[str] | None = None) -> None:
             sched.step()
             losses.append(loss.item())
         metrics = validate(model, va_x, va_y, device)
-        record = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": sched.get_last_lr()[0],
-                  "seconds": round(time.time() - t0, 1), **{k: round(v, 4) for k, v in metrics.items()}}
+        record = {
+            "epoch": epoch + 1,
+            "loss": float(np.mean(losses)),
+            "lr": sched.get_last_lr()[0],
+            "seconds": round(time.time() - t0, 1),
+            **{k: round(v, 4) for k, v in metrics.items()},
+        }
         history.append(record)
         log.info(json.dumps(record))
-        state = {"model": model.state_dict(), "epoch": epoch, "metrics": metrics, "args": vars(args) | {"data": str(args.data), "out": str(args.out)}}
+        state = {
+            "model": model.state_dict(),
+            "epoch": epoch,
+            "metrics": metrics,
+            "args": vars(args) | {"data": str(args.data), "out": str(args.out)},
+        }
         if metrics["oil_iou"] > best:
             best = metrics["oil_iou"]
             save_atomic(state, args.out / "best.pt")
-        save_atomic(state | {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                             "generator": gen.get_state(), "best_oil_iou": best, "history": history},
-                    args.out / "last.pt")
+        save_atomic(
+            state
+            | {
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "generator": gen.get_state(),
+                "best_oil_iou": best,
+                "history": history,
+            },
+            args.out / "last.pt",
+        )
     log.info("done: best validation oil IoU %.4f", best)
 
 

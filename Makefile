@@ -1,0 +1,54 @@
+# Two commands: `make run` starts the whole stack, `make test` runs the tests. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TRAIN_STAMP := $(VENV)/.installed-train
+
+.PHONY: install install-train run test test-fast lint format train export evaluate bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(STAMP) ## create .venv with runtime and test dependencies
+
+$(TRAIN_STAMP): $(STAMP) requirements-train.txt
+	$(BIN)/python -m pip install --quiet -r requirements-train.txt
+	touch $@
+
+install-train: $(TRAIN_STAMP) ## add torch (CPU) and onnx for training/export
+
+run: $(STAMP) ## start Redis (embedded if none), ML service, worker, beat and API; Ctrl-C stops all
+	$(BIN)/python -m scripts.stack
+
+test: $(STAMP) ## the whole test suite (unit + end-to-end with real processes)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP) ## unit tests only
+	$(BIN)/python -m pytest -m "not e2e"
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+train: $(TRAIN_STAMP) ## train SlickNet (resumes from runs/slicknet/last.pt)
+	$(BIN)/python -m ml.train --resume
+
+export: $(TRAIN_STAMP) ## export runs/slicknet/best.pt to ml/models/slicknet.onnx
+	$(BIN)/python -m ml.export
+
+evaluate: $(STAMP) ## validation figures of the committed model (needs ../shared data)
+	$(BIN)/python -m ml.evaluate --images ../shared/data/sos-sentinel1-train/images \
+		--masks ../shared/data/sos-sentinel1-train/masks --split val
+
+bench: $(STAMP)
+	$(BIN)/python bench/ml_latency.py
+	$(BIN)/python bench/pipeline.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache var

@@ -1,0 +1,39 @@
+"""Dependencies shared by the routes: settings, the Redis client, and token checks that 404 before any I/O."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from backend import jobs
+from backend.core.config import Settings, settings
+from backend.storage import is_token
+
+
+def get_settings() -> Settings:
+    return settings
+
+
+def get_redis(request: Request) -> jobs.Redis:
+    client: jobs.Redis = request.app.state.redis
+    return client
+
+
+def valid_user_hash(user_hash: str) -> str:
+    """A malformed hash cannot name a folder: answer 404 without touching Redis or the disk."""
+    if not is_token(user_hash):
+        raise HTTPException(404, "No results for this user hash: a user hash is 32 lowercase hex characters.")
+    return user_hash
+
+
+def valid_job_id(job_id: str) -> str:
+    if not is_token(job_id):
+        raise HTTPException(404, "No such job: a job id is 32 lowercase hex characters.")
+    return job_id
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RedisDep = Annotated[jobs.Redis, Depends(get_redis)]
+ValidUserHash = Annotated[str, Depends(valid_user_hash)]
+ValidJobId = Annotated[str, Depends(valid_job_id)]

@@ -1,0 +1,129 @@
+"""POST /api/upload: stream a zip to disk, extract its images, start the segmentation job."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, status
+from starlette.concurrency import run_in_threadpool
+
+from backend import jobs, storage, tasks
+from backend.api.deps import RedisDep, SettingsDep
+from backend.core.config import MB, Settings
+from backend.core.logging import job_event
+from backend.schemas import ErrorDetail, Skipped, UploadResponse
+from backend.upload_stream import receive_upload
+from backend.zip_extract import Extraction, ZipLimits, extract_images
+
+router = APIRouter(tags=["jobs"])
+
+# Multipart framing around the file (boundaries, part headers) on top of MAX_UPLOAD_MB.
+MULTIPART_OVERHEAD = 64 * 1024
+
+OPENAPI_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "A zip of PNG/JPEG/TIFF images.",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _limits(settings: Settings) -> ZipLimits:
+    return ZipLimits(
+        max_uncompressed_bytes=settings.MAX_UNCOMPRESSED_MB * MB,
+        max_ratio=settings.MAX_COMPRESSION_RATIO,
+        max_entries=settings.MAX_ZIP_ENTRIES,
+        max_images=settings.MAX_IMAGES,
+    )
+
+
+def _check_capacity(request: Request, settings: Settings) -> None:
+    """Refuse before reading a byte: declared size over the limit (413), disk nearly full (507)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + MULTIPART_OVERHEAD:
+        raise HTTPException(
+            413,
+            f"The upload is larger than the limit of {settings.MAX_UPLOAD_MB} MB.",
+            headers={"Connection": "close"},
+        )
+    free = storage.free_disk_mb(settings.RESULTS_DIR)
+    if free < settings.MIN_FREE_DISK_MB:
+        raise HTTPException(507, f"The server is low on disk space ({free:.0f} MB free); try again later.")
+
+
+def _start_job(redis: jobs.Redis, settings: Settings, user_hash: str, extraction: Extraction) -> str:
+    """Record the job, then send its chord; a job whose chord cannot be sent is forgotten again."""
+    job_id = storage.new_token()
+    outputs = storage.output_names(image.name for image in extraction.images)
+    jobs.create_job(
+        redis,
+        job_id,
+        user_hash,
+        outputs,
+        deadline_s=settings.JOB_DEADLINE_SECONDS,
+        ttl=settings.JOB_RECORD_TTL_SECONDS,
+    )
+    job_event("uploaded", job_id, user_hash=user_hash, images=len(outputs), skipped=len(extraction.skipped))
+    try:
+        tasks.launch_job(job_id, sorted(outputs))
+    except BaseException:
+        jobs.delete_job(redis, job_id, user_hash)
+        raise
+    return job_id
+
+
+@router.post(
+    "/upload",
+    name="upload",
+    summary="Upload a zip of SAR images",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=UploadResponse,
+    openapi_extra=OPENAPI_BODY,
+    responses={
+        400: {"model": ErrorDetail, "description": "Not a zip, a corrupt zip, or a zip without images."},
+        413: {"model": ErrorDetail, "description": "Upload or its contents over the size limits."},
+        422: {"model": ErrorDetail, "description": "No form field `file`."},
+        503: {"model": ErrorDetail, "description": "The job queue (Redis) is unreachable."},
+        507: {"model": ErrorDetail, "description": "Not enough free disk space."},
+    },
+)
+async def upload(request: Request, settings: SettingsDep, redis: RedisDep) -> UploadResponse:
+    """Stream the zip to disk, extract its images and queue one segmentation per image."""
+    _check_capacity(request, settings)
+    await run_in_threadpool(redis.ping)
+    user_hash = storage.new_token()
+    folder = storage.user_dir(settings.RESULTS_DIR, user_hash)
+    folder.root.mkdir(parents=True)
+    try:
+        await receive_upload(request, folder.upload, max_bytes=settings.max_upload_bytes)
+        extraction = await run_in_threadpool(extract_images, folder.upload, folder.inputs, _limits(settings))
+        folder.upload.unlink()
+        job_id = await run_in_threadpool(_start_job, redis, settings, user_hash, extraction)
+    except BaseException:
+        # Whatever went wrong (bad zip, client gone, Redis down), leave nothing behind; synchronously,
+        # because a cancelled request may not get to await again.
+        shutil.rmtree(folder.root, ignore_errors=True)
+        raise
+    return UploadResponse(
+        job_id=job_id,
+        user_hash=user_hash,
+        images=len(extraction.images),
+        skipped=[Skipped(name=s.name, reason=s.reason) for s in extraction.skipped],
+        status_url=request.app.url_path_for("status", job_id=job_id),
+        download_url=request.app.url_path_for("download", user_hash=user_hash),
+    )

@@ -1,0 +1,47 @@
+"""The Celery application: broker and results in Redis, late acks, the sweeper on beat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import setup_logging
+
+from backend.core.config import settings
+from backend.core.logging import configure_logging
+
+celery_app = Celery(
+    "oilspill", broker=settings.redis_url, backend=settings.redis_url, include=["backend.tasks"]
+)
+celery_app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    # A task is acknowledged after it ran, so a worker dying mid-image hands it to another worker;
+    # pipeline.process_image bounds the redeliveries (MAX_DELIVERIES) so a poison image cannot loop.
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    worker_concurrency=settings.WORKER_CONCURRENCY,
+    # Unacked messages (running tasks, ETA timers) of a dead worker return after the visibility timeout (see
+    # the setting). Kombu looks for them every interval x throttle seconds (100 s by default): scan every
+    # ~10 s instead, so a crashed worker's images are redelivered soon after the timeout.
+    broker_transport_options={
+        "visibility_timeout": settings.VISIBILITY_TIMEOUT_SECONDS,
+        "unacked_restore_interval": max(1, min(10, settings.VISIBILITY_TIMEOUT_SECONDS // 4)),
+        "unacked_restore_throttle": 1,
+    },
+    result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
+    broker_connection_retry_on_startup=True,
+    task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+    worker_hijack_root_logger=False,
+    beat_schedule={
+        "sweep": {"task": "backend.tasks.sweep", "schedule": settings.SWEEP_INTERVAL_SECONDS},
+    },
+)
+
+
+@setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    """Use our log format in workers and beat instead of Celery's."""
+    configure_logging(settings.LOG_LEVEL, settings.LOG_JSON)

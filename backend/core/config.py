@@ -1,0 +1,63 @@
+"""Settings for the API, the Celery worker/beat and the ML client, read from the environment then `.env`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; the environment wins over `.env`."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    API_HOST: str = "127.0.0.1"
+    API_PORT: int = 8000
+    ML_PORT: int = 8002
+    ML_SERVICE_URL: str = "http://127.0.0.1:8002"
+    REDIS_URL: str | None = None
+    # Where `make run` starts its embedded redis-server when REDIS_URL is unset or unreachable.
+    EMBEDDED_REDIS_PORT: int = 6390
+    RESULTS_DIR: Path = Path("results")
+
+    ARCHIVE_TTL_SECONDS: int = Field(600, ge=1)
+    JOB_RECORD_TTL_SECONDS: int = Field(604800, ge=60)
+    JOB_DEADLINE_SECONDS: int = Field(3600, ge=1)
+    SWEEP_INTERVAL_SECONDS: float = Field(30.0, gt=0)
+    # Unacked Redis messages (a SIGKILLed worker's tasks and ETA timers) come back after this long.
+    # Keep it above the longest task and ARCHIVE_TTL_SECONDS (else timers run twice: harmless, they are
+    # idempotent) and below JOB_DEADLINE_SECONDS, so a redelivered image still finishes in time.
+    VISIBILITY_TIMEOUT_SECONDS: int = Field(1200, ge=1)
+    MAX_DELIVERIES: int = Field(3, ge=1)  # a worker died this often on one image: give up on it
+
+    MAX_UPLOAD_MB: int = Field(2048, ge=1)
+    MAX_UNCOMPRESSED_MB: int = Field(8192, ge=1)
+    MAX_COMPRESSION_RATIO: float = Field(200.0, gt=1)
+    MAX_ZIP_ENTRIES: int = Field(10000, ge=1)
+    MAX_IMAGES: int = Field(5000, ge=1)
+    MAX_IMAGE_PIXELS: int = Field(400_000_000, ge=1)
+    MIN_FREE_DISK_MB: int = Field(500, ge=0)
+
+    WORKER_CONCURRENCY: int = Field(2, ge=1)
+    ML_TIMEOUT_SECONDS: float = Field(120.0, gt=0)
+    ML_RETRIES: int = Field(4, ge=0)
+    ML_RETRY_BACKOFF_SECONDS: float = Field(1.0, ge=0)
+
+    LOG_LEVEL: str = "INFO"
+    LOG_JSON: bool = False
+
+    @property
+    def redis_url(self) -> str:
+        """The Redis actually used: REDIS_URL, or the stack's embedded one when unset."""
+        return self.REDIS_URL or f"redis://127.0.0.1:{self.EMBEDDED_REDIS_PORT}/0"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.MAX_UPLOAD_MB * MB
+
+
+settings = Settings()

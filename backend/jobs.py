@@ -1,0 +1,235 @@
+"""Job records in Redis: the single source of truth for state, progress, errors and expiry.
+
+Keys (all under PREFIX, all expiring JOB_RECORD_TTL_SECONDS after the last write, so a finished job keeps
+answering 410 rather than 404 for a week):
+  job:<id>             hash   job_id, user_hash, state, total, model_version, created/finished/expires_at
+  job:<id>:inputs      hash   input name -> output name
+  job:<id>:results     hash   input name -> ImageResult JSON
+  job:<id>:done/failed set    input names (SADD/SCARD: a redelivered task cannot count twice)
+  job:<id>:deliveries  hash   input name -> times a worker started it
+  user:<hash>          string job id
+  expiry               zset   user hash scored by expires_at
+  active               zset   job id scored by its deadline
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+
+import redis
+from pydantic import BaseModel
+
+from backend.schemas import ACTIVE_STATES, ImageResult, JobState
+
+PREFIX = "oilspill:"
+EXPIRY_INDEX = f"{PREFIX}expiry"
+ACTIVE_INDEX = f"{PREFIX}active"
+_JOB_SUFFIXES = ("", ":inputs", ":results", ":done", ":failed", ":deliveries")
+
+Redis = redis.Redis
+
+# Compare-and-set of the state field plus extra fields, atomically.
+# ARGV: to_state, n_allowed, allowed..., field, value, field, value...
+_TRANSITION = """
+local cur = redis.call('HGET', KEYS[1], 'state')
+if not cur then return 0 end
+local n = tonumber(ARGV[2])
+for i = 3, 2 + n do
+  if ARGV[i] == cur then
+    redis.call('HSET', KEYS[1], 'state', ARGV[1])
+    for j = 3 + n, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[j], ARGV[j + 1]) end
+    return 1
+  end
+end
+return 0
+"""
+
+
+class Job(BaseModel):
+    job_id: str
+    user_hash: str
+    state: JobState
+    total: int
+    done: int
+    failed: int
+    created_at: float
+    finished_at: float | None = None
+    expires_at: float | None = None
+    model_version: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+
+def connect(url: str) -> Redis:
+    """A client with short timeouts, so a dead Redis fails a request fast instead of hanging it."""
+    return redis.Redis.from_url(
+        url, decode_responses=True, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30
+    )
+
+
+def _job_key(job_id: str, suffix: str = "") -> str:
+    return f"{PREFIX}job:{job_id}{suffix}"
+
+
+def _user_key(user_hash: str) -> str:
+    return f"{PREFIX}user:{user_hash}"
+
+
+def _touch(pipe: redis.client.Pipeline, job_id: str, user_hash: str | None, ttl: int) -> None:
+    for suffix in _JOB_SUFFIXES:
+        pipe.expire(_job_key(job_id, suffix), ttl)
+    if user_hash:
+        pipe.expire(_user_key(user_hash), ttl)
+
+
+def create_job(
+    r: Redis, job_id: str, user_hash: str, outputs: Mapping[str, str], *, deadline_s: int, ttl: int
+) -> float:
+    """Store a queued job for these inputs (name -> output name); returns created_at."""
+    now = time.time()
+    pipe = r.pipeline()
+    pipe.hset(
+        _job_key(job_id),
+        mapping={
+            "job_id": job_id,
+            "user_hash": user_hash,
+            "state": JobState.QUEUED,
+            "total": len(outputs),
+            "created_at": now,
+        },
+    )
+    pipe.hset(_job_key(job_id, ":inputs"), mapping=dict(outputs))
+    pipe.set(_user_key(user_hash), job_id)
+    pipe.zadd(ACTIVE_INDEX, {job_id: now + deadline_s})
+    _touch(pipe, job_id, user_hash, ttl)
+    pipe.execute()
+    return now
+
+
+def delete_job(r: Redis, job_id: str, user_hash: str) -> None:
+    """Forget a job that never started (its chord could not be sent)."""
+    r.delete(*(_job_key(job_id, s) for s in _JOB_SUFFIXES), _user_key(user_hash))
+    r.zrem(ACTIVE_INDEX, job_id)
+
+
+def get_job(r: Redis, job_id: str) -> Job | None:
+    pipe = r.pipeline()
+    pipe.hgetall(_job_key(job_id))
+    pipe.scard(_job_key(job_id, ":done"))
+    pipe.scard(_job_key(job_id, ":failed"))
+    fields, done, failed = pipe.execute()
+    if not fields:
+        return None
+    return Job.model_validate({**fields, "done": done, "failed": failed})
+
+
+def job_for_user(r: Redis, user_hash: str) -> str | None:
+    job_id: str | None = r.get(_user_key(user_hash))
+    return job_id
+
+
+def transition(r: Redis, job_id: str, to: JobState, allowed: Iterable[JobState], **fields: object) -> bool:
+    """Move to `to` only from one of `allowed`, setting `fields` too; False if the state was elsewhere."""
+    allowed = [str(s) for s in allowed]
+    pairs = [str(x) for kv in fields.items() for x in kv]
+    return bool(r.eval(_TRANSITION, 1, _job_key(job_id), str(to), len(allowed), *allowed, *pairs))
+
+
+def mark_started(r: Redis, job_id: str) -> bool:
+    """queued -> processing; True only for the first caller, so 'started' is logged once."""
+    return transition(r, job_id, JobState.PROCESSING, [JobState.QUEUED], started_at=time.time())
+
+
+def inputs(r: Redis, job_id: str) -> dict[str, str]:
+    found: dict[str, str] = r.hgetall(_job_key(job_id, ":inputs"))
+    return found
+
+
+def output_name(r: Redis, job_id: str, name: str) -> str | None:
+    output: str | None = r.hget(_job_key(job_id, ":inputs"), name)
+    return output
+
+
+def results(r: Redis, job_id: str) -> dict[str, ImageResult]:
+    raw: dict[str, str] = r.hgetall(_job_key(job_id, ":results"))
+    return {name: ImageResult.model_validate_json(value) for name, value in raw.items()}
+
+
+def errors(r: Redis, job_id: str) -> dict[str, str]:
+    """name -> error of every failed image."""
+    return {name: res.error or "failed" for name, res in results(r, job_id).items() if res.status == "failed"}
+
+
+def count_delivery(r: Redis, job_id: str, name: str, *, ttl: int) -> int:
+    """How many times a worker has started on this image, this time included."""
+    pipe = r.pipeline()
+    pipe.hincrby(_job_key(job_id, ":deliveries"), name, 1)
+    pipe.expire(_job_key(job_id, ":deliveries"), ttl)
+    count: int = pipe.execute()[0]
+    return count
+
+
+def record_result(
+    r: Redis, job_id: str, result: ImageResult, *, model_version: str | None, user_hash: str, ttl: int
+) -> None:
+    """Store an image's outcome; the done/failed sets make a repeated record idempotent."""
+    ok, failed = _job_key(job_id, ":done"), _job_key(job_id, ":failed")
+    pipe = r.pipeline()
+    pipe.hset(_job_key(job_id, ":results"), result.name, result.model_dump_json())
+    pipe.sadd(ok if result.status == "ok" else failed, result.name)
+    pipe.srem(failed if result.status == "ok" else ok, result.name)
+    if model_version:
+        pipe.hset(_job_key(job_id), "model_version", model_version)
+    _touch(pipe, job_id, user_hash, ttl)
+    pipe.execute()
+
+
+def finish(
+    r: Redis, job_id: str, user_hash: str, state: JobState, *, now: float, archive_ttl: int, record_ttl: int
+) -> float | None:
+    """archiving -> completed/failed at `now`, index the expiry; expires_at, or None if another caller won."""
+    expires_at = now + archive_ttl
+    if not transition(r, job_id, state, [JobState.ARCHIVING], finished_at=now, expires_at=expires_at):
+        return None
+    pipe = r.pipeline()
+    pipe.zrem(ACTIVE_INDEX, job_id)
+    pipe.zadd(EXPIRY_INDEX, {user_hash: expires_at})
+    _touch(pipe, job_id, user_hash, record_ttl)
+    pipe.execute()
+    return expires_at
+
+
+def mark_expired(r: Redis, job_id: str, user_hash: str, *, record_ttl: int) -> bool:
+    """completed -> expired once its files are gone; failed jobs stay failed (the more useful answer)."""
+    changed = transition(r, job_id, JobState.EXPIRED, [JobState.COMPLETED])
+    pipe = r.pipeline()
+    pipe.zrem(EXPIRY_INDEX, user_hash)
+    _touch(pipe, job_id, user_hash, record_ttl)
+    pipe.execute()
+    return changed
+
+
+def due_for_expiry(r: Redis, now: float) -> list[str]:
+    due: list[str] = r.zrangebyscore(EXPIRY_INDEX, "-inf", now)
+    return due
+
+
+def overdue_jobs(r: Redis, now: float) -> list[str]:
+    overdue: list[str] = r.zrangebyscore(ACTIVE_INDEX, "-inf", now)
+    return overdue
+
+
+def postpone_deadline(r: Redis, job_id: str, until: float) -> None:
+    """Push an overdue job's deadline so the sweeper re-drives it once per `until`, not every sweep."""
+    r.zadd(ACTIVE_INDEX, {job_id: until}, xx=True)
+
+
+def acquire_lock(r: Redis, name: str, ttl: int) -> bool:
+    return bool(r.set(f"{PREFIX}lock:{name}", "1", nx=True, ex=ttl))
+
+
+def release_lock(r: Redis, name: str) -> None:
+    r.delete(f"{PREFIX}lock:{name}")

@@ -1,0 +1,97 @@
+"""Client of the ML service's POST /segment: one pooled httpx.Client per worker process, retries with backoff.
+
+Connection errors, timeouts and 5xx are retried (the service may be restarting or overloaded); a 4xx is
+final (the image itself is the problem), so it is raised at once with the service's own explanation.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import os
+import random
+import time
+
+import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from backend.core.config import settings
+from backend.schemas import ErrorDetail
+
+log = logging.getLogger(__name__)
+
+_client: httpx.Client | None = None
+_client_pid: int | None = None
+
+
+class MLServiceError(Exception):
+    """The image could not be segmented; `detail` says why in words a user understands."""
+
+    def __init__(self, detail: str, *, status_code: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.status_code = status_code
+
+
+class Segmentation(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    mask_png: bytes
+    oil_fraction: float
+    model_version: str | None
+
+
+def get_client() -> httpx.Client:
+    """The process's client, created on first use (after the prefork, so no socket is shared across forks)."""
+    global _client, _client_pid
+    if _client is None or _client_pid != os.getpid():
+        _client = httpx.Client(
+            base_url=settings.ML_SERVICE_URL,
+            timeout=httpx.Timeout(settings.ML_TIMEOUT_SECONDS, connect=10.0),
+            limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
+        )
+        _client_pid = os.getpid()
+    return _client
+
+
+def _error_detail(response: httpx.Response) -> str:
+    try:
+        return ErrorDetail.model_validate_json(response.content).detail
+    except ValidationError:
+        return response.text[:200] or response.reason_phrase
+
+
+def _post(data: bytes, filename: str) -> httpx.Response:
+    content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    return get_client().post("/segment", files={"file": (filename, data, content_type)})
+
+
+def segment(data: bytes, filename: str) -> Segmentation:
+    """Segment one encoded image; raises MLServiceError once retries are spent or on a 4xx."""
+    attempts = settings.ML_RETRIES + 1
+    problem = ""
+    for attempt in range(attempts):
+        try:
+            response = _post(data, filename)
+        except httpx.TransportError as exc:
+            problem = f"ML service unreachable ({type(exc).__name__}: {exc})"
+        else:
+            if response.status_code == 200:
+                return Segmentation(
+                    mask_png=response.content,
+                    oil_fraction=float(response.headers.get("X-Oil-Fraction", "nan")),
+                    model_version=response.headers.get("X-Model-Version"),
+                )
+            detail = _error_detail(response)
+            if response.status_code < 500:
+                raise MLServiceError(
+                    f"ML service rejected the image: {detail}", status_code=response.status_code
+                )
+            problem = f"ML service error {response.status_code}: {detail}"
+        if attempt + 1 < attempts:
+            delay = settings.ML_RETRY_BACKOFF_SECONDS * 2**attempt * random.uniform(0.8, 1.2)
+            log.warning(
+                "segment %s: %s; retry %d/%d in %.1fs", filename, problem, attempt + 1, attempts - 1, delay
+            )
+            time.sleep(delay)
+    raise MLServiceError(f"{problem} (gave up after {attempts} attempts)")

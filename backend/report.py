@@ -1,0 +1,68 @@
+"""report.json, report.csv and archive.zip for a finished job."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import zipfile
+from pathlib import Path
+
+from backend.schemas import ImageResult, Report
+from backend.storage import UserDir
+
+CSV_COLUMNS = (
+    "name",
+    "output",
+    "width",
+    "height",
+    "oil_pixels",
+    "oil_fraction",
+    "status",
+    "error",
+    "job_id",
+    "model_version",
+    "created_at",
+    "finished_at",
+)
+
+
+def report_csv(report: Report) -> str:
+    """One row per image; the job-level columns repeat so each row stands alone in a spreadsheet."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    job = {
+        "job_id": report.job_id,
+        "model_version": report.model_version or "",
+        "created_at": report.created_at.isoformat(),
+        "finished_at": report.finished_at.isoformat(),
+    }
+    for image in report.images:
+        row = image.model_dump(exclude_none=True)
+        writer.writerow({**row, **job})
+    return out.getvalue()
+
+
+def write_archive(folder: UserDir, report: Report) -> Path:
+    """Write archive.zip atomically (temporary file + os.replace): readers see no file or the whole one.
+
+    PNGs are stored (ZIP_STORED): they are already deflated and recompressing them costs CPU for nothing.
+    """
+    tmp = folder.root / f".archive.{os.getpid()}.tmp"
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for image in report.images:
+                if image.status == "ok":
+                    _add_outputs(zf, folder, image)
+            zf.writestr("report.json", report.model_dump_json(indent=2), compress_type=zipfile.ZIP_DEFLATED)
+            zf.writestr("report.csv", report_csv(report), compress_type=zipfile.ZIP_DEFLATED)
+        os.replace(tmp, folder.archive)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return folder.archive
+
+
+def _add_outputs(zf: zipfile.ZipFile, folder: UserDir, image: ImageResult) -> None:
+    zf.write(folder.mask_path(image.output), f"masks/{image.output}")
+    zf.write(folder.overlay_path(image.output), f"overlays/{image.output}")

@@ -1,0 +1,89 @@
+"""Pydantic models for every API response and for the per-image report records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    ARCHIVING = "archiving"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+ACTIVE_STATES = frozenset({JobState.QUEUED, JobState.PROCESSING, JobState.ARCHIVING})
+
+
+class ErrorDetail(BaseModel):
+    detail: str = Field(examples=["Job 0123... is still processing (3 of 10 images done)."])
+
+
+class Skipped(BaseModel):
+    name: str
+    reason: str
+
+
+class UploadResponse(BaseModel):
+    job_id: str
+    user_hash: str
+    images: int = Field(description="Images queued for segmentation.")
+    skipped: list[Skipped] = Field(description="Zip entries that are not processed, with the reason.")
+    status_url: str
+    download_url: str
+
+
+class ImageError(BaseModel):
+    name: str
+    error: str
+
+
+class JobStatus(BaseModel):
+    job_id: str
+    state: JobState
+    total: int
+    done: int = Field(description="Images segmented successfully so far.")
+    failed: int
+    errors: list[ImageError]
+    created_at: datetime
+    finished_at: datetime | None
+    expires_at: datetime | None = Field(description="When the archive and all files are deleted.")
+    download_url: str
+
+
+class TimeLeft(BaseModel):
+    user_hash: str
+    seconds_left: float
+    expires_at: datetime
+
+
+class ImageResult(BaseModel):
+    """What one segmentation task produced; a row of report.csv and an entry of report.json."""
+
+    name: str = Field(description="Path of the image inside the uploaded zip.")
+    output: str = Field(description="Name of its mask under masks/ and overlay under overlays/.")
+    status: Literal["ok", "failed"]
+    width: int | None = None
+    height: int | None = None
+    oil_pixels: int | None = None
+    oil_fraction: float | None = None
+    error: str | None = None
+
+
+class Report(BaseModel):
+    """report.json inside archive.zip."""
+
+    job_id: str
+    model_version: str | None
+    created_at: datetime
+    finished_at: datetime
+    total: int
+    done: int
+    failed: int
+    images: list[ImageResult]

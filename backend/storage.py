@@ -1,0 +1,140 @@
+"""Layout of RESULTS_DIR, the token format, and the few disk operations the pipeline needs.
+
+results/<user_hash>/inputs/<name>       extracted images, names as in the zip (folders kept)
+results/<user_hash>/masks/<out>.png     0/255 masks
+results/<user_hash>/overlays/<out>.png  image with oil in translucent red
+results/<user_hash>/archive.zip         what GET /api/download serves
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+TOKEN_BYTES = 16  # 128 bits, rendered as 32 lowercase hex characters
+TOKEN_RE = re.compile(r"[0-9a-f]{32}")
+
+
+def new_token() -> str:
+    """A fresh unguessable token (job ids and user hashes): 128 random bits as hex."""
+    return secrets.token_hex(TOKEN_BYTES)
+
+
+def is_token(value: str) -> bool:
+    return TOKEN_RE.fullmatch(value) is not None
+
+
+@dataclass(frozen=True)
+class UserDir:
+    """The folder of one upload; only built from a validated token, so it can never escape RESULTS_DIR."""
+
+    root: Path
+
+    @property
+    def upload(self) -> Path:
+        return self.root / "upload.zip"
+
+    @property
+    def inputs(self) -> Path:
+        return self.root / "inputs"
+
+    @property
+    def masks(self) -> Path:
+        return self.root / "masks"
+
+    @property
+    def overlays(self) -> Path:
+        return self.root / "overlays"
+
+    @property
+    def archive(self) -> Path:
+        return self.root / "archive.zip"
+
+    def input_path(self, name: str) -> Path:
+        return safe_child(self.inputs, name)
+
+    def mask_path(self, out_name: str) -> Path:
+        return safe_child(self.masks, out_name)
+
+    def overlay_path(self, out_name: str) -> Path:
+        return safe_child(self.overlays, out_name)
+
+
+def user_dir(results_dir: Path, user_hash: str) -> UserDir:
+    if not is_token(user_hash):
+        raise ValueError(f"not a user hash: {user_hash!r}")
+    return UserDir(results_dir / user_hash)
+
+
+def safe_child(base: Path, relative: str) -> Path:
+    """base/relative, refusing anything (.., absolute, symlinks) that resolves outside base."""
+    candidate = (base / relative).resolve()
+    if not candidate.is_relative_to(base.resolve()) or candidate == base.resolve():
+        raise ValueError(f"path escapes {base}: {relative!r}")
+    return candidate
+
+
+def output_names(names: Iterable[str]) -> dict[str, str]:
+    """Map each input's relative path to its mask/overlay name: extension replaced by .png, folders kept.
+
+    Inputs that differ only by extension (x.jpg and x.png) keep it (x.jpg.png, x.png.png). Names that would
+    still clash, also case-insensitively (for people unzipping on Windows or macOS), get a ~N suffix in
+    sorted order, so the mapping is deterministic.
+    """
+    names = sorted(set(names))
+    by_stem: defaultdict[str, list[str]] = defaultdict(list)
+    for name in names:
+        by_stem[str(PurePosixPath(name).with_suffix("")).casefold()].append(name)
+    wanted = {}
+    for group in by_stem.values():
+        for name in group:
+            path = PurePosixPath(name)
+            wanted[name] = f"{path if len(group) > 1 else path.with_suffix('')}.png"
+    taken: set[str] = set()
+    result = {}
+    for name in names:
+        out, n = wanted[name], 1
+        while out.casefold() in taken:
+            out = f"{wanted[name].removesuffix('.png')}~{n}.png"
+            n += 1
+        taken.add(out.casefold())
+        result[name] = out
+    return result
+
+
+def delete_user_dir(results_dir: Path, user_hash: str) -> bool:
+    """Remove results/<user_hash> entirely; True if it existed. Idempotent: a missing folder is fine."""
+    root = user_dir(results_dir, user_hash).root
+    existed = root.exists()
+    shutil.rmtree(root, ignore_errors=True)
+    return existed and not root.exists()
+
+
+def free_disk_mb(path: Path) -> float:
+    """Free space on the filesystem that holds `path` (or its nearest existing parent)."""
+    probe = path.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free / (1024 * 1024)
+
+
+def user_dirs(results_dir: Path) -> Iterator[tuple[str, float]]:
+    """(user_hash, newest mtime of the folder and its direct children) for each token-named folder."""
+    if not results_dir.is_dir():
+        return
+    for entry in os.scandir(results_dir):
+        if not (entry.is_dir(follow_symlinks=False) and is_token(entry.name)):
+            continue
+        newest = entry.stat(follow_symlinks=False).st_mtime
+        try:
+            for child in os.scandir(entry.path):
+                newest = max(newest, child.stat(follow_symlinks=False).st_mtime)
+        except FileNotFoundError:
+            continue
+        yield entry.name, newest

@@ -1,0 +1,292 @@
+"""Extract the images of an uploaded zip into a fresh folder, treating every byte of the zip as hostile.
+
+Status codes of the UploadError raised: 413 (Payload Too Large) when the zip is, or would expand to, too much:
+too many entries or images, declared or actual total size over the limit, a compression ratio over the limit;
+400 for anything malformed: not a zip, empty, corrupt or truncated, an entry whose data does not match the
+size its central directory declares, or a zip with no usable image. Entries that are merely unusable
+(traversal names, symlinks, nested zips, non-images, empty files, dotfiles, __MACOSX, encrypted) are skipped
+and listed with a reason; truncated images and decompression bombs inside a valid image header are left to
+the ML service, whose 400/413 becomes a per-image error.
+"""
+
+import lzma
+import shutil
+import stat
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO
+
+from backend.names import NameRegistry, Rejected, sanitize_entry_name
+from backend.upload_stream import UploadError
+from backend.zip_directory import check_directory
+
+IMAGE_KINDS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
+_SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+    b"II+\x00": "TIFF",  # BigTIFF
+    b"MM\x00+": "TIFF",
+}
+_COMPRESSIONS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+_CORRUPT = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError)
+CHUNK_BYTES = 1 << 20
+# Entries smaller than this are exempt from the ratio check: a few KiB of zeros is no bomb, and the total
+# size limit still bounds many small entries together.
+RATIO_MIN_BYTES = 1 << 20
+_SHOWN_SKIPS = 5
+_SHOWN_NAME_CHARS = 300
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    """Bounds on what one upload may expand to."""
+
+    max_uncompressed_bytes: int
+    max_ratio: float
+    max_entries: int
+    max_images: int
+
+
+@dataclass(frozen=True)
+class SkippedEntry:
+    """A zip entry that was not extracted, and why."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ExtractedImage:
+    """An extracted image: `name` is its safe relative posix path, `path` where it lies under dest_dir."""
+
+    name: str
+    path: Path
+
+
+@dataclass
+class Extraction:
+    """The images written (in zip order) and the entries skipped (in zip order)."""
+
+    images: list[ExtractedImage] = field(default_factory=list)
+    skipped: list[SkippedEntry] = field(default_factory=list)
+
+
+def extract_images(zip_path: Path, dest_dir: Path, limits: ZipLimits) -> Extraction:
+    """Write the zip's images under `dest_dir` (created here; must be absent or empty).
+
+    Sizes in the zip are claims: every entry is read with a running byte count that stops one byte past its
+    declared size and at the total limit. On any error everything written here is removed again.
+    """
+    created = _prepare_dest(dest_dir)
+    try:
+        return _extract(zip_path, dest_dir.resolve(strict=True), limits)
+    except BaseException:
+        _clean(dest_dir, created)
+        raise
+
+
+def _extract(zip_path: Path, root: Path, limits: ZipLimits) -> Extraction:
+    if zip_path.stat().st_size == 0:
+        raise UploadError(400, "uploaded file is empty")
+    check_directory(zip_path, limits.max_entries)
+    with _open_zip(zip_path) as archive:
+        infos = archive.infolist()
+        _check_declared(infos, limits)
+        skipped: dict[int, SkippedEntry] = {}
+        planned: list[tuple[int, zipfile.ZipInfo, PurePosixPath]] = []
+        for index, info in enumerate(infos):
+            verdict = _classify(info)
+            if isinstance(verdict, Rejected):
+                skipped[index] = _skip(info, verdict.reason)
+            else:
+                planned.append((index, info, verdict))
+        if len(planned) > limits.max_images:
+            raise UploadError(413, f"too many images in zip ({len(planned)} > {limits.max_images})")
+        registry = NameRegistry()
+        budget = _Budget(limits.max_uncompressed_bytes)
+        images: list[ExtractedImage] = []
+        for index, info, rel in planned:
+            result = _extract_entry(archive, info, rel, root, registry, budget)
+            if isinstance(result, Rejected):
+                skipped[index] = _skip(info, result.reason)
+            else:
+                images.append(result)
+    ordered = [skipped[index] for index in sorted(skipped)]
+    if not images:
+        raise UploadError(400, _no_images_detail(ordered))
+    return Extraction(images=images, skipped=ordered)
+
+
+def _prepare_dest(dest_dir: Path) -> bool:
+    """Create dest_dir; return whether it was created here (an existing one must be an empty real folder)."""
+    try:
+        dest_dir.mkdir(parents=True)
+        return True
+    except FileExistsError:
+        if dest_dir.is_symlink() or not dest_dir.is_dir() or any(dest_dir.iterdir()):
+            raise FileExistsError(f"{dest_dir} exists and is not an empty folder") from None
+        return False
+
+
+def _clean(dest_dir: Path, created: bool) -> None:
+    if created:
+        shutil.rmtree(dest_dir, ignore_errors=True)
+        return
+    for child in dest_dir.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+def _open_zip(zip_path: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(zip_path)
+    except (*_CORRUPT, NotImplementedError, IndexError, KeyError) as exc:
+        with zip_path.open("rb") as fh:
+            looks_like_zip = fh.read(2) == b"PK"
+        if looks_like_zip:
+            # zipfile says "File is not a zip file" whenever the end record is missing, as in a truncated zip.
+            why = "" if str(exc) == "File is not a zip file" else f" ({exc})"
+            raise UploadError(400, f"corrupt or truncated zip file{why}") from exc
+        raise UploadError(400, "not a zip file") from exc
+
+
+def _check_declared(infos: list[zipfile.ZipInfo], limits: ZipLimits) -> None:
+    """Cheap rejections from the directory's claims; the running counts in _extract_entry enforce them."""
+    if not infos:
+        raise UploadError(400, "zip file is empty")
+    if len(infos) > limits.max_entries:
+        raise UploadError(413, f"too many entries in zip ({len(infos)} > {limits.max_entries})")
+    total = sum(info.file_size for info in infos)
+    if total > limits.max_uncompressed_bytes:
+        raise UploadError(
+            413, f"zip would expand to {total} bytes, over the limit of {limits.max_uncompressed_bytes}"
+        )
+    for info in infos:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > RATIO_MIN_BYTES and ratio > limits.max_ratio:
+            raise UploadError(
+                413,
+                f"entry {_shown(info.filename)!r} has compression ratio {ratio:.0f}:1, "
+                f"over the limit of {limits.max_ratio:g}:1 (zip bomb)",
+            )
+
+
+def _classify(info: zipfile.ZipInfo) -> PurePosixPath | Rejected:
+    """Decide from the directory record alone whether an entry is a candidate image."""
+    path = sanitize_entry_name(info.filename)
+    if isinstance(path, Rejected):
+        return path
+    if info.is_dir() or info.filename.endswith("\\"):
+        return Rejected("directory")
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        return Rejected("symbolic link")
+    if stat.S_IFMT(mode) and not stat.S_ISREG(mode):
+        return Rejected("not a regular file")
+    suffix = path.suffix.lower()
+    if suffix == ".zip":
+        return Rejected("nested zip archive (not opened)")
+    if suffix not in IMAGE_KINDS:
+        return Rejected(f"not an image ({suffix or 'no extension'})")
+    if info.flag_bits & 0x1:
+        return Rejected("encrypted")
+    if info.compress_type not in _COMPRESSIONS:
+        return Rejected(f"unsupported compression method {info.compress_type}")
+    if info.file_size == 0:
+        return Rejected("empty file")
+    return path
+
+
+class _Budget:
+    """Running count of bytes actually decompressed across all entries."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, size: int) -> None:
+        self.used += size
+        if self.used > self.limit:
+            raise UploadError(413, f"zip expands to more than the limit of {self.limit} bytes")
+
+
+def _extract_entry(
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    rel: PurePosixPath,
+    root: Path,
+    registry: NameRegistry,
+    budget: _Budget,
+) -> ExtractedImage | Rejected:
+    limit = info.file_size + 1  # read one byte past the claim to notice a lie
+    try:
+        source = archive.open(info)
+    except _CORRUPT as exc:
+        raise UploadError(400, f"corrupt zip entry {_shown(info.filename)!r} ({exc})") from exc
+    with source:
+        head = _read(source, min(CHUNK_BYTES, limit), info)
+        if not head:
+            return Rejected("empty file")
+        kind = next((kind for sig, kind in _SIGNATURES.items() if head.startswith(sig)), None)
+        expected = IMAGE_KINDS[rel.suffix.lower()]
+        if kind is None:
+            return Rejected("not an image (content is not PNG, JPEG or TIFF)")
+        if kind != expected:
+            return Rejected(f"content is {kind} but the extension says {expected}")
+        name = registry.claim(rel)
+        if isinstance(name, Rejected):
+            return name
+        target = _safe_target(root, name)
+        with target.open("xb") as out:
+            written, chunk = 0, head
+            while chunk:
+                written += len(chunk)
+                if written > info.file_size:
+                    raise UploadError(400, f"entry {_shown(info.filename)!r} is larger than declared")
+                budget.take(len(chunk))
+                out.write(chunk)
+                chunk = _read(source, min(CHUNK_BYTES, limit - written), info)
+    if written != info.file_size:
+        raise UploadError(400, f"entry {_shown(info.filename)!r} is smaller than declared")
+    return ExtractedImage(name=str(name), path=target)
+
+
+def _read(source: IO[bytes], size: int, info: zipfile.ZipInfo) -> bytes:
+    try:
+        return source.read(size)
+    except _CORRUPT as exc:
+        raise UploadError(400, f"corrupt zip entry {_shown(info.filename)!r} ({exc})") from exc
+
+
+def _safe_target(root: Path, rel: PurePosixPath) -> Path:
+    """Create the parent folders of `rel` under `root` and prove the target cannot lie outside it."""
+    target = root.joinpath(*rel.parts)
+    if not target.resolve().is_relative_to(root):
+        raise UploadError(400, f"entry path {str(rel)!r} escapes the destination folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.parent.resolve(strict=True).is_relative_to(root):
+        raise UploadError(400, f"entry path {str(rel)!r} escapes the destination folder")
+    return target
+
+
+def _skip(info: zipfile.ZipInfo, reason: str) -> SkippedEntry:
+    return SkippedEntry(name=_shown(info.filename), reason=reason)
+
+
+def _shown(name: str) -> str:
+    return name if len(name) <= _SHOWN_NAME_CHARS else name[:_SHOWN_NAME_CHARS] + "…"
+
+
+def _no_images_detail(skipped: list[SkippedEntry]) -> str:
+    kinds = "/".join(IMAGE_KINDS)
+    if not skipped:
+        return f"no images found in zip (expected {kinds} files)"
+    shown = "; ".join(f"{entry.name}: {entry.reason}" for entry in skipped[:_SHOWN_SKIPS])
+    more = f"; and {len(skipped) - _SHOWN_SKIPS} more" if len(skipped) > _SHOWN_SKIPS else ""
+    return f"no images found in zip (expected {kinds} files); skipped {len(skipped)}: {shown}{more}"

@@ -1,0 +1,76 @@
+"""Export a SlickNet checkpoint to ONNX and check it against torch: `python -m ml.export`.
+
+The graph takes `image` (N, 1, H, W) float32 grey levels in [0, 1] and returns `oil_probability` of the same
+shape; batch, height and width are dynamic. Training metadata (epoch, validation figures) goes into the
+model's metadata_props so that the service can report it without torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from ml.model import SlickNet
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "models" / "slicknet.onnx"
+
+
+def export(checkpoint: Path, out: Path, opset: int = 17) -> dict:
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model = SlickNet()
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    dummy = torch.rand(2, 1, 256, 256)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        model,
+        (dummy,),
+        str(out),
+        input_names=["image"],
+        output_names=["oil_probability"],
+        dynamic_axes={
+            "image": {0: "batch", 2: "height", 3: "width"},
+            "oil_probability": {0: "batch", 2: "height", 3: "width"},
+        },
+        opset_version=opset,
+        dynamo=False,
+    )
+    proto = onnx.load(str(out))
+    meta = {
+        "name": "slicknet",
+        "epoch": str(ckpt["epoch"] + 1),
+        "validation": json.dumps({k: round(float(v), 4) for k, v in ckpt["metrics"].items()}),
+    }
+    for key, value in meta.items():
+        proto.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(out))
+
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    for shape in [(2, 1, 256, 256), (1, 1, 300, 420)]:
+        x = torch.rand(*shape)
+        with torch.no_grad():
+            expected = model(x).numpy()
+        got = session.run(None, {"image": x.numpy()})[0]
+        np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-5)
+    digest = hashlib.sha256(out.read_bytes()).hexdigest()
+    return {"onnx": str(out), "bytes": out.stat().st_size, "sha256": digest, **meta}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--checkpoint", type=Path, default=Path("runs/slicknet/best.pt"))
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = p.parse_args(argv)
+    print(json.dumps(export(args.checkpoint, args.out)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""HTTP microservice that segments oil slicks in SAR images with the ONNX model (no torch)."""

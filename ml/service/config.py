@@ -1,0 +1,38 @@
+"""ML service settings, read from the environment with the ML_ prefix (e.g. ML_THREADS=4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ml.imaging import DEFAULT_MAX_PIXELS
+from ml.inference import DEFAULT_MODEL_PATH
+
+
+class Settings(BaseSettings):
+    """The environment wins over .env; relative paths resolve against the working directory."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ML_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    PORT: int = Field(default=8002, ge=1, le=65535)
+    HOST: str = "127.0.0.1"
+    MODEL_PATH: Path = DEFAULT_MODEL_PATH
+    THREADS: int = Field(default=2, ge=1)
+    MAX_PIXELS: int = Field(default=DEFAULT_MAX_PIXELS, ge=1)
+    TILE_SIZE: int = Field(default=256, ge=32)
+    TILE_OVERLAP: int = Field(default=32, ge=0)
+    BATCH_SIZE: int = Field(default=8, ge=1)
+    MAX_BODY_MB: int = Field(default=512, ge=1)
+    # Segmentations running at once; more requests wait. Each holds its image, mask and a float32 HxW map.
+    MAX_CONCURRENT: int = Field(default=2, ge=1)
+
+    @property
+    def max_body_bytes(self) -> int:
+        return self.MAX_BODY_MB * 1024 * 1024
+
+
+settings = Settings()

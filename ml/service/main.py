@@ -1,0 +1,127 @@
+"""FastAPI app of the ML service: `uvicorn ml.service.main:app --port 8002`.
+
+Thin on purpose: decoding lives in ml.imaging, tiling and the ONNX session in ml.inference. The model is
+loaded once in the lifespan; handlers that do CPU work are plain `def`, so they run in the threadpool and
+never block the event loop, and a semaphore bounds how many run at once (memory and cores are finite).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from ml.imaging import ImageError, configure_pixel_limit, decode_image, encode_mask_png
+from ml.inference import THRESHOLD, Segmenter
+from ml.service.body_limit import BodyLimitMiddleware
+from ml.service.config import Settings, settings
+from ml.service.schemas import ErrorDetail, Health, ModelCard
+
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorDetail} for code in (400, 413, 422, 503)}
+
+
+def create_app(config: Settings = settings) -> FastAPI:
+    """Build the app for one settings object (tests pass their own limits)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_pixel_limit(config.MAX_PIXELS)
+        app.state.segmenter = await run_in_threadpool(
+            Segmenter,
+            config.MODEL_PATH,
+            config.THREADS,
+            config.TILE_SIZE,
+            config.TILE_OVERLAP,
+            config.BATCH_SIZE,
+        )
+        yield
+        app.state.segmenter = None
+
+    app = FastAPI(
+        title="Oil-spill segmentation (ONNX)",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    app.state.settings = config
+    app.state.segmenter = None
+    app.state.slots = threading.BoundedSemaphore(config.MAX_CONCURRENT)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    _add_routes(app)
+    return app
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """422 with a readable string detail, like every other error of this service."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors]
+    return JSONResponse(status_code=422, content={"detail": "; ".join(parts) or "invalid request"})
+
+
+async def get_segmenter(request: Request) -> Segmenter:
+    """The loaded model, or 503 while it is not (yet) loaded."""
+    segmenter: Segmenter | None = request.app.state.segmenter
+    if segmenter is None:
+        raise HTTPException(status_code=503, detail="model not loaded")
+    return segmenter
+
+
+SegmenterDep = Annotated[Segmenter, Depends(get_segmenter)]
+
+
+def _add_routes(app: FastAPI) -> None:
+    config: Settings = app.state.settings
+
+    @app.get("/health", response_model=Health, responses=ERRORS)
+    async def health(segmenter: SegmenterDep) -> Health:
+        """Readiness probe: 200 once the model is loaded."""
+        return Health(status="ok", model_version=segmenter.info.version)
+
+    @app.get("/model", response_model=ModelCard, responses=ERRORS)
+    async def model(segmenter: SegmenterDep) -> ModelCard:
+        """Identify the served weights (sha256) and their validation figures."""
+        info = segmenter.info
+        return ModelCard(
+            name=info.name,
+            version=info.version,
+            sha256=info.sha256,
+            epoch=info.epoch,
+            tile_size=segmenter.tile_size,
+            tile_overlap=segmenter.overlap,
+            batch_size=segmenter.batch_size,
+            threads=config.THREADS,
+            threshold=THRESHOLD,
+            validation=info.validation,
+        )
+
+    @app.post(
+        "/segment",
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}}, "description": "mask, 255 = oil"}, **ERRORS},
+    )
+    def segment(
+        file: Annotated[UploadFile, File(description="one PNG, JPEG or TIFF image")],
+        segmenter: SegmenterDep,
+    ) -> Response:
+        """Oil mask of the uploaded image: same width x height, single channel, 255 = oil."""
+        with app.state.slots:
+            data = file.file.read()
+            try:
+                gray = decode_image(data, config.MAX_PIXELS)
+            except ImageError as exc:
+                raise HTTPException(status_code=exc.status_code, detail=exc.detail) from exc
+            del data
+            mask = segmenter.segment(gray)
+            fraction = float(np.count_nonzero(mask)) / mask.size
+            body = encode_mask_png(mask)
+        headers = {"X-Oil-Fraction": f"{fraction:.6f}", "X-Model-Version": segmenter.info.version}
+        return Response(content=body, media_type="image/png", headers=headers)
+
+
+app = create_app()

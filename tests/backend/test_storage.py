@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from backend import storage
+
+
+def test_tokens_are_128_bit_lowercase_hex_and_fresh() -> None:
+    tokens = {storage.new_token() for _ in range(1000)}
+    assert len(tokens) == 1000
+    assert all(storage.is_token(t) and len(t) == 32 for t in tokens)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "abc", "0" * 31, "0" * 33, "A" * 32, "g" * 32, "../" + "0" * 29, "0" * 32 + "\n", " " + "0" * 31],
+)
+def test_is_token_rejects_malformed(value: str) -> None:
+    assert not storage.is_token(value)
+
+
+def test_user_dir_refuses_non_tokens(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        storage.user_dir(tmp_path, "../etc")
+    folder = storage.user_dir(tmp_path, "a" * 32)
+    assert folder.root == tmp_path / ("a" * 32)
+    assert folder.mask_path("x/y.png") == (tmp_path / ("a" * 32) / "masks" / "x" / "y.png").resolve()
+
+
+@pytest.mark.parametrize("bad", ["../x.png", "a/../../x.png", "/etc/passwd", ""])
+def test_safe_child_refuses_escapes(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(ValueError):
+        storage.safe_child(tmp_path / "base", bad)
+
+
+def test_output_names_keep_folders_and_replace_extension() -> None:
+    names = ["a/x.jpg", "b/x.jpg", "scene.tif", "deep/er/t.TIFF"]
+    assert storage.output_names(names) == {
+        "a/x.jpg": "a/x.png",
+        "b/x.jpg": "b/x.png",
+        "scene.tif": "scene.png",
+        "deep/er/t.TIFF": "deep/er/t.png",
+    }
+
+
+def test_output_names_keep_extension_when_inputs_differ_only_by_it() -> None:
+    out = storage.output_names(["x.jpg", "x.png", "y.png", "d/x.tif"])
+    assert out == {"x.jpg": "x.jpg.png", "x.png": "x.png.png", "y.png": "y.png", "d/x.tif": "d/x.png"}
+
+
+def test_output_names_are_unique_even_for_pathological_inputs() -> None:
+    names = ["x.jpg", "x.png", "x.jpg.png", "X.JPG", "x.JPG", "a.png", "a.png.png"]
+    out = storage.output_names(names)
+    assert set(out) == set(names)
+    assert len({o.casefold() for o in out.values()}) == len(names)
+    assert all(o.endswith(".png") for o in out.values())
+    assert storage.output_names(reversed(names)) == out  # deterministic whatever the order
+
+
+def test_delete_user_dir_is_idempotent(tmp_path: Path) -> None:
+    token = storage.new_token()
+    folder = storage.user_dir(tmp_path, token)
+    (folder.masks / "a").mkdir(parents=True)
+    (folder.masks / "a" / "x.png").write_bytes(b"x")
+    assert storage.delete_user_dir(tmp_path, token) is True
+    assert not folder.root.exists()
+    assert storage.delete_user_dir(tmp_path, token) is False
+
+
+def test_free_disk_of_a_folder_not_created_yet(tmp_path: Path) -> None:
+    free = storage.free_disk_mb(tmp_path / "not" / "yet")
+    assert free > 0
+    assert not (tmp_path / "not").exists()
+
+
+def test_user_dirs_lists_only_token_folders_with_newest_mtime(tmp_path: Path) -> None:
+    token = storage.new_token()
+    (tmp_path / token).mkdir()
+    (tmp_path / "not-a-token").mkdir()
+    (tmp_path / ("b" * 32)).write_text("a file, not a folder")
+    old = time.time() - 7200
+    os.utime(tmp_path / token, (old, old))
+    assert [(h, round(m)) for h, m in storage.user_dirs(tmp_path)] == [(token, round(old))]
+    (tmp_path / token / "upload.zip").write_bytes(b"")  # an upload in progress makes the folder young
+    (mtime,) = [m for _, m in storage.user_dirs(tmp_path)]
+    assert mtime > time.time() - 60
+    assert list(storage.user_dirs(tmp_path / "missing")) == []

@@ -1,0 +1,177 @@
+"""The ML service over HTTP (FastAPI TestClient, real lifespan, real ONNX model)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from ml.service.config import Settings
+from ml.service.main import create_app
+
+Encoder = Callable[..., bytes]
+Scene = Callable[..., tuple[np.ndarray, np.ndarray]]
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    with TestClient(create_app(Settings())) as c:
+        yield c
+
+
+def post(client: TestClient, data: bytes, name: str = "scene.png") -> httpx.Response:
+    return client.post("/segment", files={"file": (name, data, "application/octet-stream")})
+
+
+def mask_of(response: httpx.Response) -> np.ndarray:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    with Image.open(io.BytesIO(response.content)) as image:
+        assert image.mode == "L"
+        return np.asarray(image)
+
+
+def test_health_and_model_card(client: TestClient) -> None:
+    health = client.get("/health")
+    assert health.status_code == 200
+    assert health.json()["status"] == "ok"
+    card = client.get("/model").json()
+    weights = Settings().MODEL_PATH.read_bytes()
+    assert card["sha256"] == hashlib.sha256(weights).hexdigest()
+    assert card["version"] == health.json()["model_version"]
+    assert card["sha256"][:12] in card["version"]
+    assert (card["tile_size"], card["tile_overlap"]) == (256, 32)
+    assert {"oil_iou", "background_iou", "miou"} <= set(card["validation"])
+
+
+def test_health_is_503_until_the_model_is_loaded() -> None:
+    unstarted = TestClient(create_app(Settings()))  # no `with`: the lifespan never runs
+    assert unstarted.get("/health").status_code == 503
+    assert unstarted.get("/health").json() == {"detail": "model not loaded"}
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF16"])
+def test_finds_the_slick_and_little_of_the_sea(
+    client: TestClient, scene: Scene, encoder: Encoder, fmt: str
+) -> None:
+    image, slick = scene(256, 256, seed=7)
+    data = (
+        encoder(Image.fromarray(image.astype(np.uint16) * 257), "TIFF") if fmt == "TIFF16" else encoder(image)
+    )
+    response = post(client, data)
+    oil = mask_of(response) == 255
+    recall = (oil & slick).sum() / slick.sum()
+    false_positive_rate = (oil & ~slick).sum() / (~slick).sum()
+    assert recall >= 0.7, f"found only {recall:.2f} of the slick"
+    assert false_positive_rate <= 0.1, f"flagged {false_positive_rate:.2f} of the sea"
+    assert float(response.headers["X-Oil-Fraction"]) == pytest.approx(oil.mean(), abs=1e-5)
+    assert response.headers["X-Model-Version"] == client.get("/model").json()["version"]
+
+
+@pytest.mark.parametrize("size", [(1, 1), (7, 300), (257, 513), (1250, 650)])  # (width, height)
+def test_mask_keeps_odd_sizes(
+    client: TestClient, scene: Scene, encoder: Encoder, size: tuple[int, int]
+) -> None:
+    width, height = size
+    image, _ = scene(height, width, seed=1)
+    mask = mask_of(post(client, encoder(image)))
+    assert mask.shape == (height, width)
+    assert set(np.unique(mask)) <= {0, 255}
+
+
+def test_large_scene_is_segmented_seamlessly(client: TestClient, scene: Scene, encoder: Encoder) -> None:
+    """A slick spanning many tiles comes back whole (tiling and blending through the real model)."""
+    image, slick = scene(650, 1250, seed=2)
+    oil = mask_of(post(client, encoder(image))) == 255
+    assert (oil & slick).sum() / slick.sum() >= 0.7
+    assert (oil & ~slick).sum() / (~slick).sum() <= 0.1
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt"), [("I;16", "TIFF"), ("RGBA", "PNG"), ("L", "JPEG"), ("RGB", "JPEG"), ("RGB", "TIFF")]
+)
+def test_formats_and_modes(client: TestClient, scene: Scene, encoder: Encoder, mode: str, fmt: str) -> None:
+    image, _ = scene(190, 333, seed=3)
+    if mode == "I;16":
+        pil = Image.fromarray(image.astype(np.uint16) * 257)
+    else:
+        pil = Image.fromarray(image).convert(mode)
+    assert pil.mode == mode
+    assert mask_of(post(client, encoder(pil, fmt), f"x.{fmt.lower()}")).shape == (190, 333)
+
+
+def test_bad_inputs_get_their_status_and_the_service_keeps_serving(
+    client: TestClient, scene: Scene, encoder: Encoder, bomb_png: bytes
+) -> None:
+    good = encoder(scene(64, 64)[0])
+    cases = {
+        "not an image": (b"just some text, certainly not a picture", 400),
+        "truncated png": (
+            encoder(np.random.default_rng(0).integers(0, 256, (300, 300), np.uint8))[:2000],
+            400,
+        ),
+        "empty": (b"", 400),
+        "bomb": (bomb_png, 413),
+    }
+    for label, (data, status) in cases.items():
+        t0 = time.perf_counter()
+        response = post(client, data)
+        assert response.status_code == status, label
+        assert isinstance(response.json()["detail"], str), label
+        assert time.perf_counter() - t0 < 2.0, label
+    missing = client.post("/segment", data={"other": "x"})
+    assert missing.status_code == 422
+    assert "file" in missing.json()["detail"]
+    assert mask_of(post(client, good)).shape == (64, 64)
+    assert client.get("/health").status_code == 200
+
+
+def test_limits_are_configurable(scene: Scene, encoder: Encoder) -> None:
+    image = scene(100, 100)[0]
+    with TestClient(create_app(Settings(MAX_BODY_MB=1, MAX_PIXELS=9_999))) as small:
+        too_many = post(small, encoder(image))
+        assert too_many.status_code == 413
+        assert "10000 pixels" in too_many.json()["detail"]
+        too_big = post(small, b"\0" * (1024 * 1024 + 1))
+        assert too_big.status_code == 413
+        assert "over the limit" in too_big.json()["detail"]
+
+        def chunked() -> Iterator[bytes]:
+            yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n'
+            for _ in range(20):
+                yield b"\0" * 65536
+            yield b"\r\n--b--\r\n"
+
+        streamed = small.post(
+            "/segment", content=chunked(), headers={"content-type": "multipart/form-data; boundary=b"}
+        )
+        assert "content-length" not in streamed.request.headers
+        assert streamed.status_code == 413
+        assert "over the limit" in streamed.json()["detail"]
+        assert mask_of(post(small, encoder(image[:99, :99]))).shape == (99, 99)
+
+
+def test_inference_does_not_block_the_event_loop(client: TestClient, scene: Scene, encoder: Encoder) -> None:
+    data = encoder(scene(1400, 1400, seed=4)[0])
+    done = threading.Event()
+
+    def segment() -> None:
+        mask_of(post(client, data))
+        done.set()
+
+    worker = threading.Thread(target=segment)
+    worker.start()
+    time.sleep(0.2)  # the 1400x1400 scene (49 tiles) takes well over a second
+    assert client.get("/health").status_code == 200
+    answered_during_inference = not done.is_set()
+    worker.join(timeout=60)
+    assert done.is_set()
+    assert answered_during_inference, "/health waited for the segmentation to finish"

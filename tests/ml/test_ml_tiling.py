@@ -1,0 +1,113 @@
+"""Tiling, padding and blending as pure NumPy functions, driven by stand-in predictors (no model)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ml.inference import (
+    blend_window,
+    pad_to_tile,
+    sliding_window,
+    tile_positions,
+    tile_starts,
+    to_mask,
+)
+
+
+def identity(batch: np.ndarray) -> np.ndarray:
+    return batch
+
+
+@given(length=st.integers(1, 5000), tile=st.sampled_from([32, 64, 256]), data=st.data())
+@settings(max_examples=200, deadline=None)
+def test_tile_starts_cover_everything_with_overlap(length: int, tile: int, data: st.DataObject) -> None:
+    overlap = data.draw(st.integers(0, tile - 1))
+    starts = tile_starts(length, tile, overlap)
+    assert starts[0] == 0
+    assert starts == sorted(set(starts))
+    if length <= tile:
+        assert starts == [0]
+        return
+    assert starts[-1] == length - tile
+    gaps = np.diff(starts)
+    assert gaps.max() <= tile - overlap  # neighbours overlap by at least `overlap`
+    assert gaps.min() > 0
+
+
+@pytest.mark.parametrize("overlap", [-1, 256, 300])
+def test_tile_starts_rejects_bad_overlap(overlap: int) -> None:
+    with pytest.raises(ValueError, match="overlap"):
+        tile_starts(1000, 256, overlap)
+
+
+def test_blend_window_is_a_positive_symmetric_tent() -> None:
+    window = blend_window(256, 32)
+    assert window.dtype == np.float32
+    assert window.min() > 0
+    assert window.max() == 1.0
+    np.testing.assert_array_equal(window, window[::-1])
+    assert np.all(np.diff(window[:32]) > 0)
+    assert np.all(window[32:-32] == 1.0)
+    np.testing.assert_array_equal(blend_window(64, 0), np.ones(64, dtype=np.float32))
+
+
+def test_pad_to_tile_reflects_and_skips_large_images() -> None:
+    small = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    padded = pad_to_tile(small, 8)
+    assert padded.shape == (8, 8)
+    np.testing.assert_array_equal(padded[:3, :4], small)
+    np.testing.assert_array_equal(padded[3, :4], small[1])  # reflect, not edge
+    assert pad_to_tile(np.zeros((1, 1), np.uint8), 256).shape == (256, 256)
+    large = np.zeros((300, 256), np.uint8)
+    assert pad_to_tile(large, 256) is large
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 300), (257, 513), (1250, 650), (256, 256)])
+@pytest.mark.parametrize("batch_size", [1, 3, 8])
+def test_identity_model_reproduces_the_image(shape: tuple[int, int], batch_size: int) -> None:
+    """Weights are normalised exactly: blending a model that echoes its input gives the input back."""
+    rng = np.random.default_rng(sum(shape))
+    image = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    seen: list[tuple[int, ...]] = []
+
+    def echo(batch: np.ndarray) -> np.ndarray:
+        seen.append(batch.shape)
+        return batch
+
+    prob = sliding_window(image, echo, tile=256, overlap=32, batch_size=batch_size)
+    assert prob.shape == shape
+    assert prob.dtype == np.float32
+    np.testing.assert_allclose(prob, image / 255.0, atol=1e-5)
+    assert all(s[0] <= batch_size and s[1:] == (1, 256, 256) for s in seen)
+    padded = (max(shape[0], 256), max(shape[1], 256))
+    assert sum(s[0] for s in seen) == len(list(tile_positions(*padded, 256, 32)))
+
+
+def test_blending_leaves_no_seams() -> None:
+    """A model whose answer jumps from tile to tile still yields a smooth map: no step at tile borders."""
+    image = np.zeros((700, 900), np.uint8)
+    rng = np.random.default_rng(3)
+
+    def blocky(batch: np.ndarray) -> np.ndarray:
+        levels = rng.uniform(0, 1, size=(len(batch), 1, 1, 1)).astype(np.float32)
+        return np.broadcast_to(levels, batch.shape).copy()
+
+    prob = sliding_window(image, blocky, tile=256, overlap=32, batch_size=4)
+    steps = max(np.abs(np.diff(prob, axis=0)).max(), np.abs(np.diff(prob, axis=1)).max())
+    assert steps < 0.1  # unblended tiles would step by up to ~1.0
+
+
+def test_sliding_window_rejects_wrong_model_output() -> None:
+    with pytest.raises(ValueError, match="model returned shape"):
+        sliding_window(np.zeros((300, 300), np.uint8), lambda b: b[:, :, :128], tile=256, overlap=32)
+    with pytest.raises(ValueError, match="2-D"):
+        sliding_window(np.zeros((3, 3, 3), np.uint8), identity)
+
+
+def test_to_mask_thresholds_at_one_half() -> None:
+    prob = np.array([[0.0, 0.4999], [0.5, 1.0]], np.float32)
+    np.testing.assert_array_equal(to_mask(prob), [[0, 0], [255, 255]])
+    assert to_mask(prob).dtype == np.uint8

@@ -1,0 +1,236 @@
+"""Zips with hostile names and odd entries against extract_images: what is extracted, skipped, kept apart."""
+
+import stat
+import struct
+import unicodedata
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from backend.upload_stream import UploadError
+from backend.zip_extract import Extraction, ZipLimits, extract_images
+
+ZipMaker = Callable[..., Path]
+Refuse = Callable[[Path, Path, ZipLimits], UploadError]
+
+
+def reasons(result: Extraction) -> dict[str, str]:
+    return {entry.name: entry.reason for entry in result.skipped}
+
+
+def symlink_entry(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name)
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return info
+
+
+def test_extracts_images_from_nested_folders_byte_for_byte(
+    make_zip: ZipMaker, make_image: Callable[..., bytes], dest: Path, limits: ZipLimits
+) -> None:
+    files = {
+        "a.png": make_image("PNG"),
+        "scenes/2021/b.JPG": make_image("JPEG", seed=1),
+        "scenes/2021/c.tiff": make_image("TIFF", seed=2),
+        "d.TIF": make_image("TIFF", seed=3),
+        "e.jpeg": make_image("JPEG", seed=4),
+    }
+    result = extract_images(make_zip(files.items()), dest, limits)
+    assert [image.name for image in result.images] == list(files)
+    for image in result.images:
+        assert image.path == dest.resolve() / image.name
+        assert image.path.read_bytes() == files[image.name]
+    assert result.skipped == []
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_other_compression_methods(
+    make_zip: ZipMaker, make_image: Callable[..., bytes], dest: Path, limits: ZipLimits, compression: int
+) -> None:
+    data = make_image("PNG")
+    result = extract_images(make_zip([("x.png", data)], compression), dest, limits)
+    assert result.images[0].path.read_bytes() == data
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("../../evil.png", "traversal"),
+        ("..\\..\\evil.png", "traversal"),
+        ("ok/../../evil.png", "traversal"),
+        ("/tmp/evil.png", "absolute"),
+        ("C:\\Windows\\evil.png", "drive"),
+        ("C:/evil.png", "drive"),
+    ],
+)
+def test_zip_slip_entries_are_skipped_and_nothing_escapes(
+    make_zip: ZipMaker,
+    make_image: Callable[..., bytes],
+    list_tree: Callable[[Path], set[str]],
+    tmp_path: Path,
+    dest: Path,
+    limits: ZipLimits,
+    name: str,
+    reason: str,
+) -> None:
+    zip_path = make_zip([(name, make_image()), ("good.png", make_image())])
+    before = list_tree(tmp_path)
+    result = extract_images(zip_path, dest, limits)
+    assert [image.name for image in result.images] == ["good.png"]
+    assert reason in reasons(result)[name]
+    assert {path for path in list_tree(tmp_path) - before if not path.startswith("results")} == set()
+    assert list_tree(dest) == {"good.png"}
+
+
+def test_symlink_entries_are_skipped(
+    make_zip: ZipMaker, make_image: Callable[..., bytes], dest: Path, limits: ZipLimits
+) -> None:
+    zip_path = make_zip([(symlink_entry("link.png"), b"../../../etc/passwd"), ("x.png", make_image())])
+    result = extract_images(zip_path, dest, limits)
+    assert reasons(result) == {"link.png": "symbolic link"}
+    assert not any(path.is_symlink() for path in dest.rglob("*"))
+
+
+def test_nested_zip_is_skipped_and_not_opened(
+    make_zip_bytes: Callable[..., bytes],
+    make_zip: ZipMaker,
+    make_image: Callable[..., bytes],
+    dest: Path,
+    limits: ZipLimits,
+) -> None:
+    inner = make_zip_bytes([("inner.png", make_image())])
+    result = extract_images(
+        make_zip([("inner.zip", inner), ("disguised.png", inner), ("x.png", make_image())]), dest, limits
+    )
+    assert [image.name for image in result.images] == ["x.png"]
+    assert reasons(result) == {
+        "inner.zip": "nested zip archive (not opened)",
+        "disguised.png": "not an image (content is not PNG, JPEG or TIFF)",
+    }
+    assert list_names(dest) == {"x.png"}
+
+
+def list_names(root: Path) -> set[str]:
+    return {path.name for path in root.rglob("*")}
+
+
+def test_zip_with_only_non_images_is_400_listing_what_was_skipped(
+    make_zip: ZipMaker, dest: Path, limits: ZipLimits, refuse: Refuse
+) -> None:
+    entries = [("readme.txt", b"hi"), ("data.csv", b"1,2"), ("noext", b"x"), ("__MACOSX/._x.png", b"x")]
+    error = refuse(make_zip([*entries, zipfile.ZipInfo("folder/")]), dest, limits)
+    assert error.status_code == 400
+    assert error.detail.startswith("no images found in zip")
+    assert "readme.txt: not an image (.txt)" in error.detail
+    assert "and 0 more" not in error.detail
+    assert "skipped 5:" in error.detail
+
+
+def test_image_checks_are_cheap_and_per_entry(
+    make_zip: ZipMaker,
+    make_image: Callable[..., bytes],
+    lie_about_size: Callable[[bytes, int, int], bytes],
+    make_zip_bytes: Callable[..., bytes],
+    dest: Path,
+    limits: ZipLimits,
+) -> None:
+    png = make_image("PNG")
+    data = make_zip_bytes(
+        [
+            ("empty.png", b""),
+            ("text.png", b"just some text, not an image"),
+            ("jpeg-named.png", make_image("JPEG")),
+            ("tiny.tif", b"II"),
+            ("truncated.png", png[:40]),
+            ("claims-empty.png", png),
+            ("ok.png", png),
+        ]
+    )
+    result = extract_images(make_zip(lie_about_size(data, 5, 0)), dest, limits)
+    assert reasons(result) == {
+        "empty.png": "empty file",
+        "text.png": "not an image (content is not PNG, JPEG or TIFF)",
+        "jpeg-named.png": "content is JPEG but the extension says PNG",
+        "tiny.tif": "not an image (content is not PNG, JPEG or TIFF)",
+        "claims-empty.png": "empty file",
+    }
+    assert [image.name for image in result.images] == ["truncated.png", "ok.png"]
+    assert (dest / "truncated.png").read_bytes() == png[:40]
+
+
+def test_unsupported_compression_and_encryption_are_skipped(
+    make_zip_bytes: Callable[..., bytes], make_zip: ZipMaker, make_image: Callable[..., bytes], dest: Path
+) -> None:
+    data = bytearray(make_zip_bytes([("odd.png", make_image()), ("ok.png", make_image())]))
+    central = data.index(b"PK\x01\x02")
+    struct.pack_into("<H", data, central + 10, 99)  # compression method of the first record
+    struct.pack_into("<H", data, central + 8, 0x1)  # and its "encrypted" flag
+    result = extract_images(make_zip(bytes(data)), dest, ZipLimits(1 << 20, 100, 10, 10))
+    assert reasons(result) == {"odd.png": "encrypted"}
+    struct.pack_into("<H", data, central + 8, 0)
+    result = extract_images(make_zip(bytes(data)), dest.with_name("again"), ZipLimits(1 << 20, 100, 10, 10))
+    assert reasons(result) == {"odd.png": "unsupported compression method 99"}
+
+
+def test_awkward_names_are_kept_distinct_and_deterministic(
+    make_zip: ZipMaker, make_image: Callable[..., bytes], dest: Path, limits: ZipLimits
+) -> None:
+    long_name = "ö" * 150 + ".png"
+    nfc = unicodedata.normalize("NFC", "café.png")
+    nfd = unicodedata.normalize("NFD", "café.png")
+    names = ["a/x.png", "b/x.png", "X.png", "x.png", nfc, nfd, "my scan (1).png", long_name, "日本/画像.png"]
+    images = {name: make_image(seed=i) for i, name in enumerate(names)}
+    result = extract_images(make_zip(images.items()), dest, limits)
+    got = [image.name for image in result.images]
+    assert got[:4] == ["a/x.png", "b/x.png", "X.png", "x (2).png"]
+    assert got[4:7] == ["café.png", "café (2).png", "my scan (1).png"]
+    assert got[8] == "日本/画像.png"
+    assert got[7].endswith(".png")
+    assert len(got[7].encode()) <= 200
+    assert len({name.casefold() for name in got}) == len(names)
+    for name, image in zip(names, result.images, strict=True):
+        assert image.path.read_bytes() == images[name]
+    again = extract_images(make_zip(images.items()), dest.with_name("again"), limits)
+    assert [image.name for image in again.images] == got
+
+
+def test_directories_macos_metadata_and_dotfiles_are_skipped_with_reasons(
+    make_zip: ZipMaker, make_image: Callable[..., bytes], dest: Path, limits: ZipLimits
+) -> None:
+    entries = [
+        zipfile.ZipInfo("scenes/"),
+        ("scenes/x.png", make_image()),
+        ("__MACOSX/scenes/._x.png", b"\x00\x05\x16\x07"),
+        ("scenes/.DS_Store", b"Bud1"),
+        (".hidden.png", make_image()),
+    ]
+    result = extract_images(make_zip(entries), dest, limits)
+    assert reasons(result) == {
+        "scenes/": "directory",
+        "__MACOSX/scenes/._x.png": "macOS metadata (__MACOSX)",
+        "scenes/.DS_Store": "hidden file or folder",
+        ".hidden.png": "hidden file or folder",
+    }
+    assert [image.name for image in result.images] == ["scenes/x.png"]
+
+
+def test_existing_destination_must_be_empty_and_is_kept_but_emptied_on_error(
+    make_zip_bytes: Callable[..., bytes],
+    make_zip: ZipMaker,
+    make_image: Callable[..., bytes],
+    lie_about_size: Callable[[bytes, int, int], bytes],
+    dest: Path,
+    limits: ZipLimits,
+) -> None:
+    dest.mkdir(parents=True)
+    (dest / "stale.png").write_bytes(b"x")
+    with pytest.raises(FileExistsError):
+        extract_images(make_zip([("x.png", make_image())]), dest, limits)
+    assert (dest / "stale.png").read_bytes() == b"x"
+    (dest / "stale.png").unlink()
+    data = make_zip_bytes([("a/ok.png", make_image()), ("b/liar.png", make_image(seed=1))])
+    with pytest.raises(UploadError):
+        extract_images(make_zip(lie_about_size(data, 1, 5)), dest, limits)
+    assert dest.is_dir()
+    assert list(dest.iterdir()) == []

@@ -1,0 +1,86 @@
+"""`make run`'s supervisor: starts an embedded Redis and every service, and stops them all on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it has exited for our purpose.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.e2e
+def test_stack_starts_embedded_redis_and_stops_everything_on_sigint(tmp_path: Path) -> None:
+    api, ml, redis_port = free_port(), free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env |= {
+        "API_PORT": str(api),
+        "ML_PORT": str(ml),
+        "ML_SERVICE_URL": f"http://127.0.0.1:{ml}",
+        "EMBEDDED_REDIS_PORT": str(redis_port),
+        "RESULTS_DIR": str(tmp_path / "results"),
+        "WORKER_CONCURRENCY": "1",
+        "ML_THREADS": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scripts.stack"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "[stack] ready" in line:
+                break
+        assert any("[stack] ready" in ln for ln in lines), "".join(lines[-40:])
+        pids = [
+            int(m.group(1)) for ln in lines if (m := re.search(r"\[stack\] started \w+ \(pid (\d+)\)", ln))
+        ]
+        assert len(pids) == 5  # redis, ml, worker, beat, api
+        assert httpx.get(f"http://127.0.0.1:{api}/docs", timeout=5).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{ml}/health", timeout=5).status_code == 200
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out
+        assert "[stack] all stopped" in out
+        time.sleep(0.5)
+        assert [p for p in pids if alive(p)] == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
