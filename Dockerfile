@@ -3,7 +3,7 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
 COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt flower==2.0.1
+RUN pip install --no-cache-dir -r requirements.txt
 COPY backend backend
 COPY ml ml
 COPY scripts scripts

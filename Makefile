@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TRAIN_STAMP := $(VENV)/.installed-train
 
-.PHONY: install install-train run test test-fast lint format train export evaluate bench clean
+.PHONY: install install-train run test test-fast lint format train export evaluate bench flower clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,3 +52,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache var
+
+flower: $(STAMP) ## Celery monitoring UI on http://127.0.0.1:5555 (local only: its API is unauthenticated)
+	FLOWER_UNAUTHENTICATED_API=true $(BIN)/celery -A backend.celery_app flower --address=127.0.0.1 --port=5555

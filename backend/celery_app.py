@@ -31,7 +31,8 @@ celery_app.conf.update(
         "unacked_restore_interval": max(1, min(10, settings.VISIBILITY_TIMEOUT_SECONDS // 4)),
         "unacked_restore_throttle": 1,
     },
-    result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
+    # Storing a result (and counting it for the chord) waits out a Redis restart like the job store does.
+    result_backend_transport_options={"retry_policy": {"timeout": max(5.0, settings.REDIS_RETRY_SECONDS)}},
     broker_connection_retry_on_startup=True,
     task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
     worker_hijack_root_logger=False,

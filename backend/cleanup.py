@@ -12,7 +12,7 @@ import time
 
 from pydantic import BaseModel
 
-from backend import jobs, storage
+from backend import job_index, jobs, metrics, storage
 from backend.core.config import settings
 from backend.core.logging import job_event
 
@@ -39,10 +39,13 @@ def expire_user(r: jobs.Redis, user_hash: str, now: float) -> bool:
     deleted = storage.delete_user_dir(settings.RESULTS_DIR, user_hash)
     if job is None:
         r.zrem(jobs.EXPIRY_INDEX, user_hash)
+        if deleted:
+            metrics.count_deletion(r, "orphan")
         return True
     if jobs.mark_expired(r, job.job_id, user_hash, record_ttl=settings.JOB_RECORD_TTL_SECONDS):
         job_event("expired", job.job_id, user_hash=user_hash)
     if deleted:
+        metrics.count_deletion(r, "expired")
         job_event("deleted", job.job_id, user_hash=user_hash)
     return True
 
@@ -61,6 +64,7 @@ def sweep(r: jobs.Redis, now: float | None = None) -> SweepResult:
             jobs.postpone_deadline(r, job_id, now + max(60.0, 2 * settings.SWEEP_INTERVAL_SECONDS))
             job_event("deadline_passed", job_id)
         result.orphans = _sweep_folders(r, now)
+        job_index.prune(r, older_than=now - settings.JOB_RECORD_TTL_SECONDS)
     finally:
         jobs.release_lock(r, "sweep")
     return result
@@ -74,6 +78,7 @@ def _sweep_folders(r: jobs.Redis, now: float) -> list[str]:
         if job_id is None:
             if now - mtime > ORPHAN_AGE_SECONDS and storage.delete_user_dir(settings.RESULTS_DIR, user_hash):
                 log.info("deleted orphan folder %s (no job record)", user_hash)
+                metrics.count_deletion(r, "orphan")
                 removed.append(user_hash)
         elif expire_user(r, user_hash, now):
             removed.append(user_hash)

@@ -10,24 +10,30 @@ answering 410 rather than 404 for a week):
   user:<hash>          string job id
   expiry               zset   user hash scored by expires_at
   active               zset   job id scored by its deadline
+  created              zset   job id scored by created_at (backend.job_index, GET /api/tasks)
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Mapping
 
 import redis
 from pydantic import BaseModel
+from redis.backoff import ConstantBackoff
+from redis.retry import Retry
 
 from backend.schemas import ACTIVE_STATES, ImageResult, JobState
 
 PREFIX = "oilspill:"
 EXPIRY_INDEX = f"{PREFIX}expiry"
 ACTIVE_INDEX = f"{PREFIX}active"
+CREATED_INDEX = f"{PREFIX}created"
 _JOB_SUFFIXES = ("", ":inputs", ":results", ":done", ":failed", ":deliveries")
 
 Redis = redis.Redis
+RETRY_INTERVAL_SECONDS = 0.5
 
 # Compare-and-set of the state field plus extra fields, atomically.
 # ARGV: to_state, n_allowed, allowed..., field, value, field, value...
@@ -63,10 +69,21 @@ class Job(BaseModel):
         return self.state in ACTIVE_STATES
 
 
-def connect(url: str) -> Redis:
-    """A client with short timeouts, so a dead Redis fails a request fast instead of hanging it."""
+def connect(url: str, *, retry_seconds: float = 1.0) -> Redis:
+    """A client with short timeouts that retries a lost connection every 0.5 s for `retry_seconds`.
+
+    The API keeps the default (a dead Redis answers 503 in about a second); workers pass
+    REDIS_RETRY_SECONDS, so an image in progress survives a Redis restart instead of being lost with it.
+    """
+    retries = math.ceil(retry_seconds / RETRY_INTERVAL_SECONDS)
+    retry = Retry(ConstantBackoff(RETRY_INTERVAL_SECONDS), retries, supported_errors=(redis.ConnectionError,))
     return redis.Redis.from_url(
-        url, decode_responses=True, socket_connect_timeout=3, socket_timeout=10, health_check_interval=30
+        url,
+        decode_responses=True,
+        socket_connect_timeout=3,
+        socket_timeout=10,
+        health_check_interval=30,
+        retry=retry,
     )
 
 
@@ -104,6 +121,7 @@ def create_job(
     pipe.hset(_job_key(job_id, ":inputs"), mapping=dict(outputs))
     pipe.set(_user_key(user_hash), job_id)
     pipe.zadd(ACTIVE_INDEX, {job_id: now + deadline_s})
+    pipe.zadd(CREATED_INDEX, {job_id: now})
     _touch(pipe, job_id, user_hash, ttl)
     pipe.execute()
     return now
@@ -113,17 +131,34 @@ def delete_job(r: Redis, job_id: str, user_hash: str) -> None:
     """Forget a job that never started (its chord could not be sent)."""
     r.delete(*(_job_key(job_id, s) for s in _JOB_SUFFIXES), _user_key(user_hash))
     r.zrem(ACTIVE_INDEX, job_id)
+    r.zrem(CREATED_INDEX, job_id)
 
 
 def get_job(r: Redis, job_id: str) -> Job | None:
+    return get_jobs(r, [job_id])[0]
+
+
+def get_jobs(r: Redis, job_ids: list[str]) -> list[Job | None]:
+    """Jobs in one round trip (None where the record is gone)."""
     pipe = r.pipeline()
-    pipe.hgetall(_job_key(job_id))
-    pipe.scard(_job_key(job_id, ":done"))
-    pipe.scard(_job_key(job_id, ":failed"))
-    fields, done, failed = pipe.execute()
-    if not fields:
-        return None
-    return Job.model_validate({**fields, "done": done, "failed": failed})
+    for job_id in job_ids:
+        pipe.hgetall(_job_key(job_id))
+        pipe.scard(_job_key(job_id, ":done"))
+        pipe.scard(_job_key(job_id, ":failed"))
+    replies = pipe.execute()
+    return [
+        Job.model_validate({**fields, "done": done, "failed": failed}) if fields else None
+        for fields, done, failed in zip(replies[0::3], replies[1::3], replies[2::3], strict=True)
+    ]
+
+
+def states(r: Redis, job_ids: list[str]) -> list[str | None]:
+    """The state of each job in one round trip; None where the record is gone (expired)."""
+    pipe = r.pipeline(transaction=False)
+    for job_id in job_ids:
+        pipe.hget(_job_key(job_id), "state")
+    found: list[str | None] = pipe.execute()
+    return found
 
 
 def job_for_user(r: Redis, user_hash: str) -> str | None:

@@ -5,20 +5,31 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from kombu.exceptions import OperationalError
 
 from backend import jobs
+from backend.api import openapi
 from backend.api.main import api_router
+from backend.api.routes import metrics
 from backend.core.config import settings
 from backend.core.logging import configure_logging
 from backend.upload_stream import UploadError, upload_error_response
 
 log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+# The page loads only its own script, style and images, and may not be framed by another site.
+WEB_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 @asynccontextmanager
@@ -56,6 +67,11 @@ async def _internal_error(_: Request, exc: Exception) -> JSONResponse:
     return _detail(500, "Internal server error; it has been logged.")
 
 
+def web_page() -> FileResponse:
+    """The analysts' page: upload a zip, watch progress and overlays, download the archive."""
+    return FileResponse(WEB_DIR / "index.html", media_type="text/html", headers=WEB_HEADERS)
+
+
 def create_app() -> FastAPI:
     configure_logging(settings.LOG_LEVEL, settings.LOG_JSON)
     app = FastAPI(
@@ -65,6 +81,10 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(api_router)
+    app.include_router(metrics.router)
+    openapi.install(app)
+    app.add_api_route("/", web_page, methods=["GET"], include_in_schema=False)
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
     app.add_exception_handler(UploadError, _upload_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     for exc_type in (redis.ConnectionError, redis.TimeoutError, OperationalError):

@@ -2,15 +2,22 @@
 
 Connection errors, timeouts and 5xx are retried (the service may be restarting or overloaded); a 4xx is
 final (the image itself is the problem), so it is raised at once with the service's own explanation.
+
+The retries span retry_window() seconds: an ML service restarting within it costs no image. Once a call has
+given up, later calls of this process try once only while the failures go on (a circuit breaker): a service
+dead for good then fails the rest of a job in seconds, not one retry window per image. A success, or a spell
+of one retry window without a failure, restores the full retries.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import mimetypes
 import os
 import random
 import time
+import zipfile
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -22,6 +29,7 @@ log = logging.getLogger(__name__)
 
 _client: httpx.Client | None = None
 _client_pid: int | None = None
+_gave_up_at: float | None = None  # monotonic time of the last failure of a call that gave up
 
 
 class MLServiceError(Exception):
@@ -37,6 +45,7 @@ class Segmentation(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     mask_png: bytes
+    overlay_png: bytes
     oil_fraction: float
     model_version: str | None
 
@@ -62,13 +71,36 @@ def _error_detail(response: httpx.Response) -> str:
 
 
 def _post(data: bytes, filename: str) -> httpx.Response:
+    """POST /segment?overlay=true: the service renders the overlay too; the worker never decodes the image."""
     content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-    return get_client().post("/segment", files={"file": (filename, data, content_type)})
+    files = {"file": (filename, data, content_type)}
+    return get_client().post("/segment", params={"overlay": "true"}, files=files)
+
+
+def _unbundle(body: bytes) -> tuple[bytes, bytes]:
+    """(mask PNG, overlay PNG) from the service's zip; MLServiceError if the answer is not that zip."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(body)) as zf:
+            return zf.read("mask.png"), zf.read("overlay.png")
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise MLServiceError(f"ML service returned an unreadable answer ({exc})") from exc
+
+
+def retry_window() -> float:
+    """Seconds the retries of one image span (backoff doubling from ML_RETRY_BACKOFF_SECONDS, +-20 %)."""
+    return settings.ML_RETRY_BACKOFF_SECONDS * (2**settings.ML_RETRIES - 1)
+
+
+def _service_down() -> bool:
+    """Whether an earlier call gave up less than a retry window ago (no success since)."""
+    return _gave_up_at is not None and time.monotonic() - _gave_up_at < retry_window()
 
 
 def segment(data: bytes, filename: str) -> Segmentation:
     """Segment one encoded image; raises MLServiceError once retries are spent or on a 4xx."""
-    attempts = settings.ML_RETRIES + 1
+    global _gave_up_at
+    down = _service_down()
+    attempts = 1 if down else settings.ML_RETRIES + 1
     problem = ""
     for attempt in range(attempts):
         try:
@@ -76,9 +108,13 @@ def segment(data: bytes, filename: str) -> Segmentation:
         except httpx.TransportError as exc:
             problem = f"ML service unreachable ({type(exc).__name__}: {exc})"
         else:
+            if response.status_code < 500:
+                _gave_up_at = None  # it answered: the service is up
             if response.status_code == 200:
+                mask_png, overlay_png = _unbundle(response.content)
                 return Segmentation(
-                    mask_png=response.content,
+                    mask_png=mask_png,
+                    overlay_png=overlay_png,
                     oil_fraction=float(response.headers.get("X-Oil-Fraction", "nan")),
                     model_version=response.headers.get("X-Model-Version"),
                 )
@@ -94,4 +130,7 @@ def segment(data: bytes, filename: str) -> Segmentation:
                 "segment %s: %s; retry %d/%d in %.1fs", filename, problem, attempt + 1, attempts - 1, delay
             )
             time.sleep(delay)
+    _gave_up_at = time.monotonic()
+    if down:
+        raise MLServiceError(f"{problem} (1 attempt: the service was already failing for earlier images)")
     raise MLServiceError(f"{problem} (gave up after {attempts} attempts)")

@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 import numpy as np
 from PIL import Image
 
-from backend import imaging, jobs, ml_client
+from backend import imaging, jobs, metrics, ml_client
 from backend.core.config import settings
 from backend.core.logging import job_event
 from backend.report import write_archive
@@ -55,7 +55,10 @@ def process_image(r: jobs.Redis, job_id: str, name: str) -> dict[str, object]:
                     "the worker died while processing this image",
                 )
             else:
+                started = time.perf_counter()
                 result, version = _segment(folder, name, output)
+                if result.status == "ok":
+                    metrics.observe_segmentation(r, time.perf_counter() - started)
     except Exception as exc:  # the chord must complete whatever happens to one image
         log.exception("job %s image %s: unexpected error", job_id, name)
         result = _failed(name, output, f"internal error: {type(exc).__name__}: {exc}")
@@ -67,6 +70,7 @@ def process_image(r: jobs.Redis, job_id: str, name: str) -> dict[str, object]:
         user_hash=job.user_hash,
         ttl=settings.JOB_RECORD_TTL_SECONDS,
     )
+    metrics.count_image(r, result.status)
     if result.status == "ok":
         job_event("image_done", job_id, image=name, oil_fraction=round(result.oil_fraction or 0.0, 6))
     else:
@@ -113,15 +117,14 @@ def _segment(folder: UserDir, name: str, output: str) -> tuple[ImageResult, str 
                 f"image has {size[0]}x{size[1]} pixels, over the limit of {settings.MAX_IMAGE_PIXELS}",
             ), None
         segmentation = ml_client.segment(source.read_bytes(), PurePosixPath(name).name)
-        mask = imaging.decode_mask(segmentation.mask_png, size)
-        with Image.open(source) as im:
-            overlay = imaging.render_overlay(im, mask)
+        mask, mask_png = imaging.canonical_mask(segmentation.mask_png, size)
+        imaging.check_overlay(segmentation.overlay_png, size)
     except ml_client.MLServiceError as exc:
         return _failed(name, output, exc.detail), None
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         return _failed(name, output, f"cannot read image: {exc}"), None
-    imaging.save_png_atomic(overlay, folder.overlay_path(output))
-    imaging.save_png_atomic(imaging.mask_image(mask), folder.mask_path(output))  # last: marks the image done
+    imaging.write_atomic(segmentation.overlay_png, folder.overlay_path(output))
+    imaging.write_atomic(mask_png, folder.mask_path(output))  # last: marks the image done
     return _ok(name, output, mask.shape, imaging.oil_pixels(mask)), segmentation.model_version
 
 
@@ -185,6 +188,7 @@ def _finalize_locked(r: jobs.Redis, job: jobs.Job, *, force: bool) -> float | No
             images=images,
         )
         write_archive(folder, report)
+        metrics.add_archive_bytes(r, folder.archive.stat().st_size)
     state = JobState.COMPLETED if done else JobState.FAILED
     expires_at = jobs.finish(
         r,
@@ -196,6 +200,7 @@ def _finalize_locked(r: jobs.Redis, job: jobs.Job, *, force: bool) -> float | No
         record_ttl=settings.JOB_RECORD_TTL_SECONDS,
     )
     if expires_at is not None:
+        metrics.count_job(r, state)
         job_event(
             "archived" if done else "failed",
             job.job_id,

@@ -87,3 +87,28 @@ class Report(BaseModel):
     done: int
     failed: int
     images: list[ImageResult]
+
+
+class ImageSummary(BaseModel):
+    """One processed image as the web page's gallery shows it."""
+
+    name: str = Field(description="Path of the image inside the uploaded zip.")
+    output: str = Field(description="Name of its mask under masks/ and overlay under overlays/.")
+    status: Literal["ok", "failed"]
+    width: int | None = None
+    height: int | None = None
+    oil_fraction: float | None = Field(None, description="Share of the image's pixels classified as oil.")
+    error: str | None = None
+    overlay_url: str | None = Field(None, description="Where to fetch the overlay PNG; null for failures.")
+
+
+class ResultImages(BaseModel):
+    """The images of an upload processed so far; grows while the job runs."""
+
+    job_id: str
+    user_hash: str
+    state: JobState
+    total: int
+    done: int
+    failed: int
+    images: list[ImageSummary] = Field(description="Processed images (ok and failed), sorted by name.")

@@ -16,8 +16,8 @@ FINALIZE_RETRY_SECONDS = 10
 
 @functools.cache
 def _redis() -> jobs.Redis:
-    """One client per worker process (redis-py resets its pool itself after a fork)."""
-    return jobs.connect(settings.redis_url)
+    """One client per worker process (redis-py resets its pool after a fork); it rides out a Redis restart."""
+    return jobs.connect(settings.redis_url, retry_seconds=settings.REDIS_RETRY_SECONDS)
 
 
 @celery_app.task(name="backend.tasks.segment_image")

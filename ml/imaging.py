@@ -73,10 +73,3 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
     if gray.shape != (height, width):
         raise ImageError(400, f"decoded shape {gray.shape} does not match declared {width}x{height}")
     return gray
-
-
-def encode_mask_png(mask: np.ndarray) -> bytes:
-    """uint8 HxW mask to a mode-"L" PNG; level 1 because masks compress well and latency matters."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8)).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()

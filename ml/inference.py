@@ -141,6 +141,7 @@ class Segmenter:
         tile_size: int = 256,
         overlap: int = 32,
         batch_size: int = 8,
+        allow_spinning: bool = False,
     ) -> None:
         tile_starts(tile_size, tile_size, overlap)  # validates overlap early
         if batch_size < 1:
@@ -148,6 +149,8 @@ class Segmenter:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # Spinning threads keep a core busy between runs and while a sibling waits for a core it shares.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
         self.session = ort.InferenceSession(
             str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
         )

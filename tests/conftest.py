@@ -43,6 +43,7 @@ STACK_SETTINGS = {
     "MIN_FREE_DISK_MB": "1",
     "ML_THREADS": "1",
     "LOG_LEVEL": "INFO",
+    "MONITOR_CACHE_SECONDS": "1",
 }
 
 

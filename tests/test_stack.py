@@ -82,5 +82,9 @@ def test_stack_starts_embedded_redis_and_stops_everything_on_sigint(tmp_path: Pa
         assert [p for p in pids if alive(p)] == []
     finally:
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()  # the children get SIGTERM from PR_SET_PDEATHSIG
+                proc.wait()

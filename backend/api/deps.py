@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -31,6 +32,25 @@ def valid_job_id(job_id: str) -> str:
     if not is_token(job_id):
         raise HTTPException(404, "No such job: a job id is 32 lowercase hex characters.")
     return job_id
+
+
+LOCAL_CLIENTS = frozenset({"127.0.0.1", "::1", "testclient"})
+
+
+def operator_access(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> None:
+    """Operator views list job ids (and so download links): a bearer token, or loopback clients only."""
+    if settings.OPS_TOKEN:
+        given = request.headers.get("authorization", "")
+        if not secrets.compare_digest(given.encode(), f"Bearer {settings.OPS_TOKEN}".encode()):
+            raise HTTPException(
+                401,
+                "This operator endpoint needs `Authorization: Bearer <OPS_TOKEN>`.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+    elif request.client is None or request.client.host not in LOCAL_CLIENTS:
+        raise HTTPException(
+            403, "Operator endpoints answer local clients only; set OPS_TOKEN to allow remote access."
+        )
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

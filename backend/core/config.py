@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     # idempotent) and below JOB_DEADLINE_SECONDS, so a redelivered image still finishes in time.
     VISIBILITY_TIMEOUT_SECONDS: int = Field(1200, ge=1)
     MAX_DELIVERIES: int = Field(3, ge=1)  # a worker died this often on one image: give up on it
+    # Workers retry a lost Redis connection this long (every 0.5 s) before an image or a timer fails:
+    # a Redis restart shorter than this loses no work in progress. The API gives up after ~1 s (503).
+    REDIS_RETRY_SECONDS: float = Field(30.0, ge=0)
 
     MAX_UPLOAD_MB: int = Field(2048, ge=1)
     MAX_UNCOMPRESSED_MB: int = Field(8192, ge=1)
@@ -46,6 +49,14 @@ class Settings(BaseSettings):
     ML_TIMEOUT_SECONDS: float = Field(120.0, gt=0)
     ML_RETRIES: int = Field(4, ge=0)
     ML_RETRY_BACKOFF_SECONDS: float = Field(1.0, ge=0)
+
+    # Operator endpoints: worker ping/inspect broadcasts and the ML probe wait this long; the workers'
+    # answers are reused for MONITOR_CACHE_SECONDS, so health probes never broadcast per request.
+    MONITOR_TIMEOUT_SECONDS: float = Field(1.0, gt=0)
+    MONITOR_CACHE_SECONDS: float = Field(5.0, ge=0)
+    # Job ids lead to download links, so the job list and queue views are for operators: with OPS_TOKEN unset
+    # they answer loopback clients only; set it to allow remote callers with `Authorization: Bearer <token>`.
+    OPS_TOKEN: str = ""
 
     LOG_LEVEL: str = "INFO"
     LOG_JSON: bool = False

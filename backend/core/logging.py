@@ -10,12 +10,20 @@ from typing import Any
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and belongs in the line.
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# uvicorn's own handlers (installed before our app is imported) bypass the root logger: take them over.
+# "color_message" is the ANSI-coloured copy of the message uvicorn passes as an extra.
+_UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+_IGNORED_EXTRAS = frozenset({"color_message"})
 
 logger = logging.getLogger("backend.jobs")
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
-    return {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS and not k.startswith("_")}
+    return {
+        k: v
+        for k, v in vars(record).items()
+        if k not in _STANDARD_ATTRS and k not in _IGNORED_EXTRAS and not k.startswith("_")
+    }
 
 
 class JsonFormatter(logging.Formatter):
@@ -51,9 +59,13 @@ def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
     """Replace the root handlers with one stderr handler in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
+    handler.setLevel(level.upper())  # also for loggers with their own level (uvicorn's are INFO)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for name in _UVICORN_LOGGERS:
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
 
 
 def job_event(event: str, job_id: str, **fields: Any) -> None:

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     MAX_BODY_MB: int = Field(default=512, ge=1)
     # Segmentations running at once; more requests wait. Each holds its image, mask and a float32 HxW map.
     MAX_CONCURRENT: int = Field(default=2, ge=1)
+    # Whether idle ONNX Runtime threads spin-wait for work. Off: on a machine whose cores are shared (with the
+    # worker, the API, or other requests' threads) spinning burns the CPU the others need.
+    ALLOW_SPINNING: bool = False
 
     @property
     def max_body_bytes(self) -> int:

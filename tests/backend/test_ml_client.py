@@ -10,8 +10,10 @@ import pytest
 
 from backend import ml_client
 from backend.core.config import settings
+from ml.outputs import bundle
 
 Reply = httpx.Response | Exception
+BUNDLE = bundle(b"PNG", b"OVERLAY")  # what /segment?overlay=true answers: mask and overlay in one zip
 Serve = Callable[[list[Reply]], list[httpx.Request]]
 
 
@@ -20,6 +22,7 @@ def serve(monkeypatch: pytest.MonkeyPatch) -> Serve:
     """serve(replies): the process's client answers with `replies` in order; returns the requests it gets."""
     monkeypatch.setattr(settings, "ML_RETRIES", 3)
     monkeypatch.setattr(settings, "ML_RETRY_BACKOFF_SECONDS", 0.001)
+    monkeypatch.setattr(ml_client, "_gave_up_at", None)  # no earlier test's outage
 
     def install(replies: list[Reply]) -> list[httpx.Request]:
         seen: list[httpx.Request] = []
@@ -41,12 +44,13 @@ def serve(monkeypatch: pytest.MonkeyPatch) -> Serve:
 
 def test_success_parses_headers_and_sends_multipart(serve: Serve) -> None:
     seen = serve(
-        [httpx.Response(200, content=b"PNG", headers={"X-Oil-Fraction": "0.25", "X-Model-Version": "m-3"})]
+        [httpx.Response(200, content=BUNDLE, headers={"X-Oil-Fraction": "0.25", "X-Model-Version": "m-3"})]
     )
     result = ml_client.segment(b"image-bytes", "x.tif")
-    assert (result.mask_png, result.oil_fraction, result.model_version) == (b"PNG", 0.25, "m-3")
+    assert (result.mask_png, result.overlay_png) == (b"PNG", b"OVERLAY")
+    assert (result.oil_fraction, result.model_version) == (0.25, "m-3")
     (request,) = seen
-    assert request.url.path == "/segment"
+    assert (request.url.path, request.url.params["overlay"]) == ("/segment", "true")
     assert request.headers["content-type"].startswith("multipart/form-data")
     body = request.read()
     assert b'name="file"; filename="x.tif"' in body and b"image-bytes" in body
@@ -58,7 +62,7 @@ def test_transient_failures_are_retried(serve: Serve) -> None:
             httpx.ConnectError("refused"),
             httpx.ReadTimeout("slow"),
             httpx.Response(503, json={"detail": "model not loaded"}),
-            httpx.Response(200, content=b"PNG", headers={"X-Oil-Fraction": "0"}),
+            httpx.Response(200, content=BUNDLE, headers={"X-Oil-Fraction": "0"}),
         ]
     )
     assert ml_client.segment(b"x", "x.png").mask_png == b"PNG"
@@ -88,3 +92,48 @@ def test_a_new_process_gets_its_own_client(monkeypatch: pytest.MonkeyPatch) -> N
     assert ml_client.get_client() is first
     monkeypatch.setattr(ml_client, "_client_pid", -1)  # as seen from a forked pool child
     assert ml_client.get_client() is not first
+
+
+def test_after_giving_up_later_calls_fail_fast_until_the_service_answers(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = serve([httpx.ConnectError("refused")] * 4 + [httpx.ConnectError("refused")] + [ok_reply()] * 2)
+    monkeypatch.setattr(settings, "ML_RETRY_BACKOFF_SECONDS", 10.0)  # window 70 s; the breaker must skip it
+    monkeypatch.setattr(ml_client.time, "sleep", lambda _: None)
+    with pytest.raises(ml_client.MLServiceError, match=r"gave up after 4 attempts"):
+        ml_client.segment(b"x", "x.png")
+    with pytest.raises(ml_client.MLServiceError, match=r"1 attempt: the service was already failing"):
+        ml_client.segment(b"x", "x.png")
+    assert len(seen) == 5
+    assert ml_client.segment(b"x", "x.png").mask_png == b"PNG"  # one attempt, and it worked: breaker reset
+    assert ml_client.segment(b"x", "x.png").mask_png == b"PNG"
+    assert ml_client._gave_up_at is None and len(seen) == 7
+
+
+def test_breaker_rearms_full_retries_after_a_quiet_window(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = serve([httpx.ConnectError("refused")] * 4 + [httpx.ConnectError("refused"), ok_reply()])
+    with pytest.raises(ml_client.MLServiceError, match=r"gave up after 4 attempts"):
+        ml_client.segment(b"x", "x.png")
+    # Last failure longer ago than the retry window: the service may be restarting, wait for it again.
+    monkeypatch.setattr(ml_client, "_gave_up_at", ml_client.time.monotonic() - ml_client.retry_window() - 1)
+    assert ml_client.segment(b"x", "x.png").mask_png == b"PNG"
+    assert len(seen) == 6
+
+
+def test_retry_window_is_the_sum_of_the_backoffs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(settings, "ML_RETRIES", 4)
+    monkeypatch.setattr(settings, "ML_RETRY_BACKOFF_SECONDS", 1.0)
+    assert ml_client.retry_window() == 1 + 2 + 4 + 8
+
+
+def ok_reply() -> httpx.Response:
+    return httpx.Response(200, content=BUNDLE, headers={"X-Oil-Fraction": "0"})
+
+
+def test_an_answer_that_is_not_the_zip_is_an_error_not_a_retry(serve: Serve) -> None:
+    seen = serve([httpx.Response(200, content=b"\x89PNG not a zip")])
+    with pytest.raises(ml_client.MLServiceError, match="unreadable answer"):
+        ml_client.segment(b"x", "x.png")
+    assert len(seen) == 1

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ml.imaging import ImageError, decode_image, encode_mask_png
+from ml.imaging import ImageError, decode_image
+from ml.outputs import encode_mask_png
 
 Encoder = Callable[..., bytes]
 

@@ -6,6 +6,7 @@ import hashlib
 import io
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -14,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from ml.outputs import overlay_rgb
 from ml.service.config import Settings
 from ml.service.main import create_app
 
@@ -93,6 +95,23 @@ def test_large_scene_is_segmented_seamlessly(client: TestClient, scene: Scene, e
     oil = mask_of(post(client, encoder(image))) == 255
     assert (oil & slick).sum() / slick.sum() >= 0.7
     assert (oil & ~slick).sum() / (~slick).sum() <= 0.1
+
+
+def test_overlay_comes_zipped_with_the_same_mask(client: TestClient, scene: Scene, encoder: Encoder) -> None:
+    image, _ = scene(190, 333, seed=5)
+    alone = mask_of(post(client, encoder(image)))
+    response = client.post(
+        "/segment", params={"overlay": "true"}, files={"file": ("s.png", encoder(image), "image/png")}
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/zip"
+    assert float(response.headers["X-Oil-Fraction"]) == pytest.approx((alone == 255).mean(), abs=1e-5)
+    with zipfile.ZipFile(io.BytesIO(response.content)) as zf:
+        mask_png, overlay_png = zf.read("mask.png"), zf.read("overlay.png")
+    with Image.open(io.BytesIO(mask_png)) as mask, Image.open(io.BytesIO(overlay_png)) as overlay:
+        np.testing.assert_array_equal(np.asarray(mask), alone)
+        assert (overlay.mode, overlay.size) == ("RGB", (333, 190))
+        np.testing.assert_array_equal(np.asarray(overlay), overlay_rgb(image, alone))
 
 
 @pytest.mark.parametrize(

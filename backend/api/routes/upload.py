@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import shutil
-from typing import Any
+from collections.abc import Iterator
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
-from backend import jobs, storage, tasks
+from backend import jobs, metrics, storage, tasks
 from backend.api.deps import RedisDep, SettingsDep
 from backend.core.config import MB, Settings
 from backend.core.logging import job_event
 from backend.schemas import ErrorDetail, Skipped, UploadResponse
-from backend.upload_stream import receive_upload
+from backend.upload_stream import UploadError, receive_upload
 from backend.zip_extract import Extraction, ZipLimits, extract_images
 
 router = APIRouter(tags=["jobs"])
@@ -66,6 +67,19 @@ def _check_capacity(request: Request, settings: Settings) -> None:
         raise HTTPException(507, f"The server is low on disk space ({free:.0f} MB free); try again later.")
 
 
+def _count_outcome(redis: RedisDep) -> Iterator[None]:
+    """Count every upload as accepted, rejected (4xx: the client's doing) or error, however it ends."""
+    outcome = "error"
+    try:
+        yield
+        outcome = "accepted"
+    except (HTTPException, UploadError) as exc:
+        outcome = "rejected" if exc.status_code < 500 else "error"
+        raise
+    finally:
+        metrics.count_upload(redis, outcome)
+
+
 def _start_job(redis: jobs.Redis, settings: Settings, user_hash: str, extraction: Extraction) -> str:
     """Record the job, then send its chord; a job whose chord cannot be sent is forgotten again."""
     job_id = storage.new_token()
@@ -102,7 +116,9 @@ def _start_job(redis: jobs.Redis, settings: Settings, user_hash: str, extraction
         507: {"model": ErrorDetail, "description": "Not enough free disk space."},
     },
 )
-async def upload(request: Request, settings: SettingsDep, redis: RedisDep) -> UploadResponse:
+async def upload(
+    request: Request, settings: SettingsDep, redis: RedisDep, _: Annotated[None, Depends(_count_outcome)]
+) -> UploadResponse:
     """Stream the zip to disk, extract its images and queue one segmentation per image."""
     _check_capacity(request, settings)
     await run_in_threadpool(redis.ping)

@@ -1,0 +1,31 @@
+"""GET /metrics: Prometheus text format of the counters every process keeps in Redis (backend.metrics)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+
+from backend import metrics, monitor
+from backend.api.deps import RedisDep
+from backend.schemas import ErrorDetail
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get(
+    "/metrics",
+    name="metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {CONTENT_TYPE_PLAIN_0_0_4: {}},
+            "description": "Prometheus text format (OpenMetrics if the Accept header asks for it).",
+        },
+        503: {"model": ErrorDetail, "description": "Redis, where the counters live, is unreachable."},
+    },
+)
+def prometheus_metrics(request: Request, redis: RedisDep) -> Response:
+    """Uploads, jobs, images, segmentation latency, archive bytes, deletions, active jobs, queue depth."""
+    body, content_type = metrics.render(redis, monitor.queue_depths(redis), request.headers.get("accept", ""))
+    return Response(body, headers={"Content-Type": content_type})

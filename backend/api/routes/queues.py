@@ -1,0 +1,44 @@
+"""GET /api/queues/status: messages waiting per queue and what each worker holds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Depends
+from starlette.concurrency import run_in_threadpool
+
+from backend import monitor
+from backend.api.deps import RedisDep, operator_access
+from backend.ops_schemas import QueueDepth, QueueStatus, WorkerTasks
+from backend.schemas import ErrorDetail
+
+router = APIRouter(
+    tags=["operations"],
+    dependencies=[Depends(operator_access)],
+    responses={
+        401: {
+            "model": ErrorDetail,
+            "description": "OPS_TOKEN is set and the bearer token is missing or wrong.",
+        },
+        403: {"model": ErrorDetail, "description": "OPS_TOKEN is unset and the client is not local."},
+    },
+)
+
+
+@router.get(
+    "/queues/status",
+    name="queues_status",
+    summary="Queue depths and worker load",
+    response_model=QueueStatus,
+    responses={503: {"model": ErrorDetail, "description": "The broker (Redis) is unreachable."}},
+)
+async def queues_status(redis: RedisDep) -> QueueStatus:
+    """Waiting messages are counted live; each worker's active/reserved/scheduled tasks are cached."""
+    depths = await run_in_threadpool(monitor.queue_depths, redis)
+    loads = await run_in_threadpool(monitor.worker_loads.get)
+    return QueueStatus(
+        queues=[QueueDepth(name=name, waiting=waiting) for name, waiting in depths.items()],
+        workers=[WorkerTasks(**load.model_dump()) for load in loads.workers],
+        workers_error=loads.error,
+        workers_checked_at=datetime.fromtimestamp(loads.checked_at, UTC),
+    )

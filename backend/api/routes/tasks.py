@@ -1,0 +1,70 @@
+"""GET /api/tasks: recent jobs for operators, newest first, without their user hashes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from backend import job_index, jobs
+from backend.api.deps import RedisDep, operator_access
+from backend.ops_schemas import TaskList, TaskSummary
+from backend.schemas import ErrorDetail, JobState
+
+router = APIRouter(
+    tags=["operations"],
+    dependencies=[Depends(operator_access)],
+    responses={
+        401: {
+            "model": ErrorDetail,
+            "description": "OPS_TOKEN is set and the bearer token is missing or wrong.",
+        },
+        403: {"model": ErrorDetail, "description": "OPS_TOKEN is unset and the client is not local."},
+    },
+)
+
+
+def _when(timestamp: float | None) -> datetime | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
+
+
+def _summary(request: Request, job: jobs.Job) -> TaskSummary:
+    return TaskSummary(
+        job_id=job.job_id,
+        state=job.state,
+        total=job.total,
+        done=job.done,
+        failed=job.failed,
+        created_at=datetime.fromtimestamp(job.created_at, UTC),
+        finished_at=_when(job.finished_at),
+        expires_at=_when(job.expires_at),
+        status_url=request.app.url_path_for("status", job_id=job.job_id),
+    )
+
+
+@router.get(
+    "/tasks",
+    name="tasks",
+    summary="List recent jobs",
+    response_model=TaskList,
+    responses={
+        422: {"model": ErrorDetail, "description": "limit outside 1..200, negative offset or unknown state."},
+        503: {"model": ErrorDetail, "description": "The job store (Redis) is unreachable."},
+    },
+)
+def list_tasks(
+    request: Request,
+    redis: RedisDep,
+    limit: Annotated[int, Query(ge=1, le=200, description="Jobs per page.")] = 50,
+    offset: Annotated[int, Query(ge=0, description="Jobs to skip (of those matching `state`).")] = 0,
+    state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
+) -> TaskList:
+    """Jobs newest first, with their image counts and expiry; records age out after JOB_RECORD_TTL_SECONDS."""
+    found = job_index.recent_jobs(redis, offset=offset, count=limit + 1, state=state)
+    return TaskList(
+        items=[_summary(request, job) for job in found[:limit]],
+        limit=limit,
+        offset=offset,
+        next_offset=offset + limit if len(found) > limit else None,
+    )

@@ -1,0 +1,241 @@
+"""Command-line client of the API: `python -m backend.cli upload scenes.zip --wait --out masks.zip`.
+
+Exit codes: 0 done, 1 the job failed, 2 bad usage or unreadable local file, 3 the API cannot be reached,
+4 the API refused the request (its `detail` is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from backend.cli_progress import Progress, ProgressReader, human_bytes
+
+DEFAULT_API = "http://127.0.0.1:8000"
+EXIT_JOB_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_REFUSED = 1, 2, 3, 4
+ACTIVE = ("queued", "processing", "archiving")
+
+
+class CLIError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    return str(detail) if detail else (response.text[:300] or response.reason_phrase)
+
+
+def _check(response: httpx.Response) -> httpx.Response:
+    if response.is_error:
+        response.read()
+        raise CLIError(f"HTTP {response.status_code}: {_detail(response)}", EXIT_REFUSED)
+    return response
+
+
+def _client(args: argparse.Namespace) -> httpx.Client:
+    timeout = httpx.Timeout(args.timeout, connect=10.0)
+    token = os.environ.get("OILSPILL_OPS_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    return httpx.Client(base_url=args.api.rstrip("/"), timeout=timeout, headers=headers)
+
+
+def _print_json(body: Any) -> None:
+    print(json.dumps(body, indent=2))
+
+
+def upload(args: argparse.Namespace) -> int:
+    path: Path = args.zip
+    try:
+        size = path.stat().st_size
+        file = path.open("rb")
+    except OSError as exc:
+        raise CLIError(f"cannot read {path}: {exc.strerror or exc}", EXIT_USAGE) from exc
+    progress = Progress(f"upload {path.name}", unit="bytes")
+    with _client(args) as client, file:
+        try:
+            response = client.post(
+                "/api/upload",
+                files={"file": (path.name, ProgressReader(file, progress, size), "application/zip")},
+            )
+        except (httpx.WriteError, httpx.RemoteProtocolError) as exc:
+            raise CLIError(
+                f"the API closed the connection during the upload ({exc}); is the zip over its size limit?",
+                EXIT_REFUSED,
+            ) from exc
+        finally:
+            progress.close()
+        body = _check(response).json()
+        for skipped in body["skipped"]:
+            print(f"skipped {skipped['name']}: {skipped['reason']}", file=sys.stderr)
+        if args.json and not (args.wait or args.out):
+            _print_json(body)
+            return 0
+        print(f"job {body['job_id']}: {body['images']} images queued; user hash {body['user_hash']}")
+        if not (args.wait or args.out):
+            print(f"status: {args.api.rstrip('/')}{body['status_url']}")
+            return 0
+        job = _wait(client, body["job_id"], args.poll)
+        if job["state"] != "completed":
+            return EXIT_JOB_FAILED
+        if args.out:
+            _download(client, body["user_hash"], args.out)
+        else:
+            print(f"download: {args.api.rstrip('/')}{body['download_url']}")
+    return 0
+
+
+def _wait(client: httpx.Client, job_id: str, poll: float) -> dict[str, Any]:
+    """Poll the job until it leaves the active states, with a bar of images processed; report its outcome."""
+    progress = Progress(f"job {job_id[:8]}", unit="images")
+    try:
+        while True:
+            job: dict[str, Any] = _check(client.get(f"/api/status/{job_id}")).json()
+            progress.update(job["done"] + job["failed"], job["total"])
+            if job["state"] not in ACTIVE:
+                break
+            time.sleep(poll)
+    finally:
+        progress.close()
+    for error in job["errors"]:
+        print(f"failed {error['name']}: {error['error']}", file=sys.stderr)
+    counts = f"{job['done']} of {job['total']} images segmented, {job['failed']} failed"
+    print(f"job {job_id} {job['state']}: {counts}")
+    return job
+
+
+def _download(client: httpx.Client, user_hash: str, out: Path) -> None:
+    """Stream the archive to `out` through a .part file, so a broken download leaves no truncated zip."""
+    partial = out.with_name(out.name + ".part")
+    progress = Progress(f"download {out.name}", unit="bytes")
+    try:
+        with client.stream("GET", f"/api/download/{user_hash}") as response:
+            _check(response)
+            total = int(response.headers.get("content-length", 0)) or None
+            received = 0
+            with partial.open("wb") as sink:
+                for chunk in response.iter_bytes(1024 * 1024):
+                    sink.write(chunk)
+                    received += len(chunk)
+                    progress.update(received, total)
+        partial.replace(out)
+    except OSError as exc:
+        raise CLIError(f"cannot write {out}: {exc.strerror or exc}", EXIT_USAGE) from exc
+    finally:
+        progress.close()
+        partial.unlink(missing_ok=True)
+    print(f"saved {out} ({human_bytes(out.stat().st_size)})")
+
+
+def download(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        _download(client, args.user_hash, args.out or Path(f"oilspill-{args.user_hash}.zip"))
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = _check(client.get(f"/api/status/{args.job_id}")).json()
+    if args.json:
+        _print_json(job)
+        return 0
+    print(
+        f"job {job['job_id']}: {job['state']}, {job['done']} of {job['total']} images, {job['failed']} failed"
+    )
+    for error in job["errors"]:
+        print(f"  failed {error['name']}: {error['error']}")
+    if job["expires_at"]:
+        print(f"  files {'were' if job['state'] == 'expired' else 'are'} deleted at {job['expires_at']}")
+    return 0
+
+
+def tasks(args: argparse.Namespace) -> int:
+    params: dict[str, str | int] = {"limit": args.limit, "offset": args.offset}
+    if args.state:
+        params["state"] = args.state
+    with _client(args) as client:
+        page = _check(client.get("/api/tasks", params=params)).json()
+    if args.json:
+        _print_json(page)
+        return 0
+    print(f"{'job id':32}  {'state':10}  {'created (UTC)':19}  {'done':>5}  {'failed':>6}  {'total':>5}")
+    for job in page["items"]:
+        created = job["created_at"][:19].replace("T", " ")
+        row = f"{job['done']:>5}  {job['failed']:>6}  {job['total']:>5}"
+        print(f"{job['job_id']:32}  {job['state']:10}  {created:19}  {row}")
+    if page["next_offset"] is not None:
+        print(f"(more: --offset {page['next_offset']})")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="python -m backend.cli", description="Oil-spill detection API client."
+    )
+    root.add_argument("--api", default=os.environ.get("OILSPILL_API", DEFAULT_API), help="API base URL")
+    root.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each API answer")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("upload", help="upload a zip of images and start a job")
+    up.add_argument("zip", type=Path)
+    up.add_argument("--wait", action="store_true", help="follow the job until it finishes")
+    up.add_argument("--out", type=Path, help="save the results archive here (implies --wait)")
+    up.add_argument("--poll", type=float, default=1.0, help="seconds between status polls")
+    up.set_defaults(run=upload)
+
+    st = commands.add_parser("status", help="progress of a job")
+    st.add_argument("job_id")
+    st.set_defaults(run=status)
+
+    dl = commands.add_parser("download", help="download the results archive of an upload")
+    dl.add_argument("user_hash")
+    dl.add_argument("--out", type=Path, help="where to save it (default oilspill-<user_hash>.zip)")
+    dl.set_defaults(run=download)
+
+    ls = commands.add_parser("tasks", help="recent jobs, newest first")
+    ls.add_argument("--limit", type=int, default=20)
+    ls.add_argument("--offset", type=int, default=0)
+    ls.add_argument(
+        "--state", choices=["queued", "processing", "archiving", "completed", "failed", "expired"]
+    )
+    ls.set_defaults(run=tasks)
+
+    for sub in (up, st, ls):
+        sub.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+        return code
+    except CLIError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except httpx.TransportError as exc:
+        print(
+            f"error: cannot reach the API at {args.api} ({type(exc).__name__}: {exc}); "
+            "is it running? Set --api or OILSPILL_API.",
+            file=sys.stderr,
+        )
+        return EXIT_UNREACHABLE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""GET /api/results/{user_hash}/images and /overlays/{name}, and the web page's files, in process.
+
+Jobs are put in the states under test through backend.jobs against the session's real redis-server, and
+their overlays written with the pipeline's own PNG writer; the browser test is in tests/e2e/test_web_page.py.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from backend import imaging, jobs, storage
+from backend.core.config import settings
+from backend.main import app
+from backend.schemas import ImageResult, JobState
+
+TTL = 3600
+BAD_TOKENS = ["abc", "0" * 31, "A" * 32, "..", "%2e%2e", "0" * 32 + "x"]
+
+
+@pytest.fixture(scope="module")
+def results_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("results_api") / "results"
+
+
+@pytest.fixture(scope="module")
+def client(redis_url: str, results_root: Path) -> Iterator[TestClient]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(settings, "REDIS_URL", redis_url)
+        mp.setattr(settings, "RESULTS_DIR", results_root)
+        with TestClient(app) as c:
+            yield c
+
+
+@pytest.fixture
+def r(client: TestClient) -> redis.Redis:
+    store: redis.Redis = client.app.state.redis  # type: ignore[attr-defined]
+    return store
+
+
+def make_job(r: redis.Redis, outputs: dict[str, str], *, folder: bool = True) -> tuple[str, storage.UserDir]:
+    """A processing job over `outputs` (input -> output name), with its folder as an upload leaves it."""
+    job_id, user_hash = storage.new_token(), storage.new_token()
+    jobs.create_job(r, job_id, user_hash, outputs, deadline_s=60, ttl=TTL)
+    jobs.mark_started(r, job_id)
+    directory = storage.user_dir(settings.RESULTS_DIR, user_hash)
+    if folder:
+        directory.inputs.mkdir(parents=True)
+    return job_id, directory
+
+
+def finish(r: redis.Redis, job_id: str, user_hash: str, state: JobState, expires_in: float) -> None:
+    jobs.transition(r, job_id, JobState.ARCHIVING, [JobState.PROCESSING])
+    jobs.finish(r, job_id, user_hash, state, now=time.time(), archive_ttl=1, record_ttl=TTL)
+    r.hset(f"{jobs.PREFIX}job:{job_id}", "expires_at", time.time() + expires_in)
+
+
+def record_ok(r: redis.Redis, job_id: str, folder: storage.UserDir, name: str, output: str) -> bytes:
+    """What the pipeline leaves for a segmented image: its overlay on disk and an ok record; the PNG bytes."""
+    width, height = 48 + len(name), 32
+    imaging.save_png_atomic(Image.new("RGB", (width, height), (200, 30, 30)), folder.overlay_path(output))
+    result = ImageResult(
+        name=name, output=output, status="ok", width=width, height=height, oil_pixels=96, oil_fraction=0.0625
+    )
+    jobs.record_result(r, job_id, result, model_version="t", user_hash=folder.root.name, ttl=TTL)
+    return folder.overlay_path(output).read_bytes()
+
+
+def record_failed(r: redis.Redis, job_id: str, folder: storage.UserDir, name: str, output: str) -> None:
+    result = ImageResult(name=name, output=output, status="failed", error="cannot read image: truncated")
+    jobs.record_result(r, job_id, result, model_version=None, user_hash=folder.root.name, ttl=TTL)
+
+
+@pytest.mark.parametrize("token", BAD_TOKENS)
+def test_malformed_hashes_are_404_without_touching_the_disk(
+    client: TestClient, results_root: Path, token: str
+) -> None:
+    for path in (f"/api/results/{token}/images", f"/api/results/{token}/overlays/x.png"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert isinstance(response.json()["detail"], str)
+    assert not results_root.exists()
+
+
+def test_unknown_hash_is_404_and_creates_nothing(client: TestClient, results_root: Path) -> None:
+    token = storage.new_token()
+    for path in (f"/api/results/{token}/images", f"/api/results/{token}/overlays/x.png"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert "never existed" in response.json()["detail"]
+    assert not (results_root / token).exists()
+
+
+def test_images_grow_while_the_job_runs_and_their_overlays_are_served(
+    client: TestClient, r: redis.Redis
+) -> None:
+    outputs = {"a/x.png": "a/x.png", "b c#1.jpg": "b c#1.png", "bad.png": "bad.png"}
+    job_id, folder = make_job(r, outputs)
+    url = f"/api/results/{folder.root.name}/images"
+    body = client.get(url).json()
+    assert (body["job_id"], body["state"], body["total"], body["done"], body["images"]) == (
+        job_id,
+        "processing",
+        3,
+        0,
+        [],
+    )
+
+    first = record_ok(r, job_id, folder, "a/x.png", "a/x.png")
+    body = client.get(url).json()
+    assert [i["name"] for i in body["images"]] == ["a/x.png"]
+    assert body["images"][0]["overlay_url"] == f"/api/results/{folder.root.name}/overlays/a/x.png"
+
+    second = record_ok(r, job_id, folder, "b c#1.jpg", "b c#1.png")
+    record_failed(r, job_id, folder, "bad.png", "bad.png")
+    body = client.get(url).json()
+    assert (body["done"], body["failed"]) == (2, 1)
+    images = {i["name"]: i for i in body["images"]}
+    assert list(images) == ["a/x.png", "b c#1.jpg", "bad.png"]
+    assert images["bad.png"]["status"] == "failed"
+    assert images["bad.png"]["overlay_url"] is None and "truncated" in images["bad.png"]["error"]
+    # Characters that mean something in a URL are escaped, and the escaped URL leads back to the file.
+    assert images["b c#1.jpg"]["overlay_url"].endswith("/overlays/b%20c%231.png")
+    for name, expected in (("a/x.png", first), ("b c#1.jpg", second)):
+        image = images[name]
+        assert image["oil_fraction"] == 0.0625
+        response = client.get(image["overlay_url"])
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "image/png"
+        assert response.content == expected
+        with Image.open(io.BytesIO(response.content)) as png:
+            assert png.size == (image["width"], image["height"])
+
+
+def test_overlay_serves_only_this_jobs_overlays(client: TestClient, r: redis.Redis) -> None:
+    # Outputs as a tampered job record could name them: each must still resolve inside overlays/.
+    outputs = {n: n for n in ("x.png", "link.png", "dir.png", "later.png", "../masks/x.png")}
+    job_id, folder = make_job(r, outputs)
+    secret = b"PK not an overlay"
+    record_ok(r, job_id, folder, "x.png", "x.png")
+    folder.archive.write_bytes(secret)
+    imaging.save_png_atomic(Image.new("L", (4, 4)), folder.mask_path("x.png"))
+    imaging.save_png_atomic(Image.new("L", (4, 4)), folder.overlay_path("extra.png"))  # no job's output
+    (folder.overlays / ".x.png.123.tmp").write_bytes(b"half")
+    (folder.overlays / "dir.png").mkdir()
+    os.symlink(folder.archive, folder.overlays / "link.png")
+    base = f"/api/results/{folder.root.name}/overlays"
+    names = [
+        "extra.png",  # a PNG in the folder, but not an output of this job
+        ".x.png.123.tmp",
+        "link.png",  # a symlink out of the folder
+        "dir.png",  # a folder
+        "later.png",  # not processed yet
+        "X.PNG",
+        "x.png/",
+        "%2e%2e/masks/x.png",
+        "..%2Fmasks%2Fx.png",
+        "%2e%2e%2farchive.zip",
+        "%2Fetc%2Fpasswd",
+        "",
+    ]
+    for name in names:
+        response = client.get(f"{base}/{name}")
+        assert response.status_code == 404, name
+        assert response.content != secret
+    assert client.get(f"{base}/x.png").status_code == 200
+
+
+def test_expired_results_are_410_and_nothing_is_recreated(client: TestClient, r: redis.Redis) -> None:
+    overdue_id, overdue = make_job(r, {"x.png": "x.png"})
+    record_ok(r, overdue_id, overdue, "x.png", "x.png")
+    finish(r, overdue_id, overdue.root.name, JobState.COMPLETED, expires_in=-1)  # sweeper not there yet
+    gone_id, gone = make_job(r, {"x.png": "x.png"})
+    record_ok(r, gone_id, gone, "x.png", "x.png")
+    finish(r, gone_id, gone.root.name, JobState.COMPLETED, expires_in=100)
+    storage.delete_user_dir(settings.RESULTS_DIR, gone.root.name)  # files gone before the record says so
+    expired_id, expired = make_job(r, {"x.png": "x.png"}, folder=False)
+    finish(r, expired_id, expired.root.name, JobState.COMPLETED, expires_in=-1)
+    jobs.mark_expired(r, expired_id, expired.root.name, record_ttl=TTL)
+    for folder in (overdue, gone, expired):
+        for path in ("images", "overlays/x.png"):
+            response = client.get(f"/api/results/{folder.root.name}/{path}")
+            assert response.status_code == 410, (folder, path)
+            assert "expired" in response.json()["detail"]
+    assert not gone.root.exists() and not expired.root.exists()
+
+
+def test_a_failed_job_lists_its_errors(client: TestClient, r: redis.Redis) -> None:
+    job_id, folder = make_job(r, {"a.png": "a.png"})
+    record_failed(r, job_id, folder, "a.png", "a.png")
+    finish(r, job_id, folder.root.name, JobState.FAILED, expires_in=100)
+    body = client.get(f"/api/results/{folder.root.name}/images").json()
+    assert body["state"] == "failed"
+    assert [(i["name"], i["status"], i["overlay_url"]) for i in body["images"]] == [("a.png", "failed", None)]
+
+
+def test_openapi_documents_the_results_routes(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    images = paths["/api/results/{user_hash}/images"]["get"]
+    overlay = paths["/api/results/{user_hash}/overlays/{name}"]["get"]
+    for operation in (images, overlay):
+        assert operation["summary"] and {"200", "404", "410"} <= set(operation["responses"])
+    assert "image/png" in overlay["responses"]["200"]["content"]
+    assert "/" not in paths  # the page is not part of the API
+
+
+def test_the_web_page_and_its_files_are_served(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    for asset, kind in (("app.js", "javascript"), ("gallery.js", "javascript"), ("style.css", "text/css")):
+        assert f"/static/{asset}" in page.text
+        response = client.get(f"/static/{asset}")
+        assert response.status_code == 200 and kind in response.headers["content-type"]
+    assert client.get("/static/%2e%2e/main.py").status_code == 404
