@@ -46,9 +46,11 @@ evaluate: $(STAMP) ## validation figures of the committed model (needs ../shared
 	$(BIN)/python -m ml.evaluate --images ../shared/data/sos-sentinel1-train/images \
 		--masks ../shared/data/sos-sentinel1-train/masks --split val
 
-bench: $(STAMP)
-	$(BIN)/python bench/ml_latency.py
-	$(BIN)/python bench/pipeline.py
+bench: $(STAMP) ## throughput, upload and status benchmarks (docs/benchmarks.md); each starts its own stack
+	$(BIN)/python -m bench.ml_latency
+	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.upload_memory
+	$(BIN)/python -m bench.status_latency
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache var

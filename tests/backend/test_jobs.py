@@ -74,6 +74,18 @@ def test_repeated_results_count_once_and_a_retry_can_turn_failed_into_ok(r: redi
     assert 0 < r.ttl(f"{jobs.PREFIX}job:{job_id}:done") <= TTL
 
 
+def test_errors_read_only_the_failed_records(r: redis.Redis) -> None:
+    """The status endpoint calls errors() on every poll: its cost follows the failures, not the job size."""
+    names = tuple(f"img{i}.png" for i in range(50))
+    job_id, user_hash = new_job(r, names)
+    for name in names[1:]:
+        jobs.record_result(r, job_id, ok(name), model_version=None, user_hash=user_hash, ttl=TTL)
+    failed = ImageResult(name=names[0], output=names[0], status="failed", error="unreadable")
+    jobs.record_result(r, job_id, failed, model_version=None, user_hash=user_hash, ttl=TTL)
+    r.hset(f"{jobs.PREFIX}job:{job_id}:results", names[1], "not json: never parsed by errors()")
+    assert jobs.errors(r, job_id) == {names[0]: "unreadable"}
+
+
 def test_count_delivery(r: redis.Redis) -> None:
     job_id, _ = new_job(r)
     assert [jobs.count_delivery(r, job_id, "a/x.jpg", ttl=TTL) for _ in range(3)] == [1, 2, 3]
