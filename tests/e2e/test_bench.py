@@ -21,7 +21,7 @@ from bench import pipeline, status_latency, upload_memory
 from bench.harness import cpu_seconds
 
 if TYPE_CHECKING:
-    from conftest import Stack  # tests/conftest.py, the `stack` fixture's type
+    from stack_harness import Stack
 
 pytestmark = pytest.mark.e2e
 

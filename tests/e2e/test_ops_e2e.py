@@ -14,8 +14,8 @@ import httpx
 import numpy as np
 import pytest
 from celery import Celery
-from conftest import PY, ROOT, Stack, free_port, wait_for
 from prometheus_client.parser import text_string_to_metric_families
+from stack_harness import PY, ROOT, Stack, free_port, wait_for
 from test_pipeline_e2e import truncated_png, zip_of
 
 pytestmark = pytest.mark.e2e

@@ -20,7 +20,7 @@ from PIL import Image
 from backend import storage
 
 if TYPE_CHECKING:
-    from conftest import Stack  # tests/conftest.py, the `stack` fixture's type
+    from stack_harness import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -22,8 +22,8 @@ import pytest
 from backend import storage
 
 if TYPE_CHECKING:
-    from conftest import Stack  # tests/conftest.py, the `stack` fixture's type
     from playwright.sync_api import Browser, Page
+    from stack_harness import Stack
 
 pytestmark = pytest.mark.e2e
 
