@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_init
 
 from backend.core.config import settings
 from backend.core.logging import configure_logging
+from ml.priority import lower_process_priority
 
 celery_app = Celery(
     "oilspill", broker=settings.redis_url, backend=settings.redis_url, include=["backend.tasks"]
@@ -46,3 +47,9 @@ celery_app.conf.update(
 def _setup_logging(**_: Any) -> None:
     """Use our log format in workers and beat instead of Celery's."""
     configure_logging(settings.LOG_LEVEL, settings.LOG_JSON)
+
+
+@worker_init.connect
+def _lower_priority(**_: Any) -> None:
+    """Segmenting is batch work: let the API's requests run first (the pool children inherit this)."""
+    lower_process_priority(settings.WORKER_NICE)

@@ -13,6 +13,7 @@ import asyncio
 import statistics
 import tempfile
 import time
+import urllib.parse
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -23,32 +24,51 @@ from bench.harness import BenchStack, cpu_seconds
 from bench.synthetic import synthetic_pngs, write_zip
 
 
-async def poller(client: httpx.AsyncClient, url: str, until: float, interval: float, out: list[float]) -> int:
-    """GET `url` every `interval` s until `until`, appending latencies (s) to `out`; returns the non-200s."""
+async def get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
+    """One HTTP/1.1 keep-alive GET on an open connection; returns the status code (body read and dropped)."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    length = next(int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:"))
+    await reader.readexactly(length)
+    return int(lines[0].split()[1])
+
+
+async def poller(
+    api: urllib.parse.SplitResult, path: str, until: float, interval: float, out: list[float]
+) -> int:
+    """GET `path` every `interval` s until `until` on its own connection, appending latencies (s) to `out`.
+
+    A bare asyncio-streams client: httpx's AsyncClient with 50 connections added hundreds of ms of tail
+    latency of its own, which is not the API's.
+    """
+    reader, writer = await asyncio.open_connection(api.hostname, api.port)
+    request = f"GET {path} HTTP/1.1\r\nHost: {api.netloc}\r\n\r\n".encode()
     errors = 0
-    while (start := time.perf_counter()) < until:
-        response = await client.get(url)
-        out.append(time.perf_counter() - start)
-        errors += response.status_code != 200
-        await asyncio.sleep(max(0.0, interval - (time.perf_counter() - start)))
+    try:
+        while (start := time.perf_counter()) < until:
+            status = await get(reader, writer, request)
+            out.append(time.perf_counter() - start)
+            errors += status != 200
+            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - start)))
+    finally:
+        writer.close()
     return errors
 
 
 async def measure(
     api_url: str, job_id: str, pollers: int, interval: float, seconds: float
 ) -> tuple[list[float], int]:
-    limits = httpx.Limits(max_connections=pollers, max_keepalive_connections=pollers)
-    async with httpx.AsyncClient(base_url=api_url, timeout=30, limits=limits) as client:
-        await client.get(f"/api/status/{job_id}")  # connection and first-request warm-up
-        latencies: list[float] = []
-        until = time.perf_counter() + seconds
-        url = f"/api/status/{job_id}"
-        tasks = []
-        for _ in range(pollers):  # started one by one over an interval, as independent pages would
-            tasks.append(asyncio.create_task(poller(client, url, until, interval, latencies)))
-            await asyncio.sleep(interval / pollers)
-        errors = await asyncio.gather(*tasks)
-        state = (await client.get(url)).json()
+    api, path = urllib.parse.urlsplit(api_url), f"/api/status/{job_id}"
+    latencies: list[float] = []
+    until = time.perf_counter() + seconds
+    tasks = []
+    for _ in range(pollers):  # started one by one over an interval, as independent pages would
+        tasks.append(asyncio.create_task(poller(api, path, until, interval, latencies)))
+        await asyncio.sleep(interval / pollers)
+    errors = await asyncio.gather(*tasks)
+    async with httpx.AsyncClient(base_url=api_url) as client:
+        state = (await client.get(path)).json()
     print(f"job during the measurement: {state['state']}, {state['done']}/{state['total']} done at the end")
     return latencies, sum(errors)
 

@@ -12,23 +12,23 @@ from backend.core.config import Settings, settings
 from backend.storage import is_token
 
 
-def get_settings() -> Settings:
+async def get_settings() -> Settings:
     return settings
 
 
-def get_redis(request: Request) -> jobs.Redis:
+async def get_redis(request: Request) -> jobs.Redis:
     client: jobs.Redis = request.app.state.redis
     return client
 
 
-def valid_user_hash(user_hash: str) -> str:
+async def valid_user_hash(user_hash: str) -> str:
     """A malformed hash cannot name a folder: answer 404 without touching Redis or the disk."""
     if not is_token(user_hash):
         raise HTTPException(404, "No results for this user hash: a user hash is 32 lowercase hex characters.")
     return user_hash
 
 
-def valid_job_id(job_id: str) -> str:
+async def valid_job_id(job_id: str) -> str:
     if not is_token(job_id):
         raise HTTPException(404, "No such job: a job id is 32 lowercase hex characters.")
     return job_id

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     MIN_FREE_DISK_MB: int = Field(500, ge=0)
 
     WORKER_CONCURRENCY: int = Field(2, ge=1)
+    # Added to the worker's nice value (pool children inherit it): status polls and uploads run first.
+    WORKER_NICE: int = Field(10, ge=0, le=19)
     ML_TIMEOUT_SECONDS: float = Field(120.0, gt=0)
     ML_RETRIES: int = Field(4, ge=0)
     ML_RETRY_BACKOFF_SECONDS: float = Field(1.0, ge=0)

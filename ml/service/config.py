@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     # Whether idle ONNX Runtime threads spin-wait for work. Off: on a machine whose cores are shared (with the
     # worker, the API, or other requests' threads) spinning burns the CPU the others need.
     ALLOW_SPINNING: bool = False
+    # Added to the service's nice value when run as a server: the model yields the CPU to the API's requests.
+    NICE: int = Field(default=10, ge=0, le=19)
 
     @property
     def max_body_bytes(self) -> int:

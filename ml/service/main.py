@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from ml.imaging import ImageError, configure_pixel_limit, decode_image
 from ml.inference import THRESHOLD, Segmenter
 from ml.outputs import bundle, encode_mask_png, encode_overlay_png
+from ml.priority import lower_process_priority
 from ml.service.body_limit import BodyLimitMiddleware
 from ml.service.config import Settings, settings
 from ml.service.schemas import ErrorDetail, Health, ModelCard
@@ -28,11 +29,16 @@ from ml.service.schemas import ErrorDetail, Health, ModelCard
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorDetail} for code in (400, 413, 422, 503)}
 
 
-def create_app(config: Settings = settings) -> FastAPI:
-    """Build the app for one settings object (tests pass their own limits)."""
+def create_app(config: Settings = settings, *, lower_priority: bool = False) -> FastAPI:
+    """Build the app for one settings object (tests pass their own limits).
+
+    `lower_priority` (the served app only, never a test process) nices the process by config.NICE.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if lower_priority:
+            lower_process_priority(config.NICE)
         configure_pixel_limit(config.MAX_PIXELS)
         app.state.segmenter = await run_in_threadpool(
             Segmenter,
@@ -141,4 +147,4 @@ def _add_routes(app: FastAPI) -> None:
         return Response(content=body, media_type=media_type, headers=headers)
 
 
-app = create_app()
+app = create_app(lower_priority=True)
