@@ -63,8 +63,12 @@ def client(dest_dir: Path) -> Iterator[TestClient]:
 
 
 def payload(size: int) -> bytes:
-    """Random bytes peppered with near-boundaries, which a sloppy parser would cut at."""
-    near = f"\r\n--{BOUNDARY[:-1]}".encode()
+    """Random bytes peppered with near-boundaries, which a sloppy parser would cut at.
+
+    Each near-boundary is followed by a byte that is not the boundary's last one: left random, 1 in 256 of
+    them completed the real boundary and made the body malformed for real.
+    """
+    near = f"\r\n--{BOUNDARY[:-1]}".encode() + bytes([ord(BOUNDARY[-1]) ^ 1])
     data = bytearray(os.urandom(size))
     for at in range(0, size - len(near), 9973):
         data[at : at + len(near)] = near
