@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ml.data import to_gray_uint8
-from ml.outputs import OIL, encode_mask_png, overlay_rgb
+from ml.outputs import OIL, encode_mask_png
 
 PNG_COMPRESS_LEVEL = 1  # PNGs written with Pillow (tests, fallbacks): encoding time matters more than size
 
@@ -47,23 +46,18 @@ def decode_mask(png: bytes, size: tuple[int, int]) -> np.ndarray:
 
 
 def check_overlay(png: bytes, size: tuple[int, int]) -> None:
-    """ValueError unless `png` is an RGB PNG of `size` (header only: the service encoded it from the mask)."""
+    """ValueError unless `png` is a palette PNG of `size` (header only: the service rendered it)."""
     try:
         with Image.open(io.BytesIO(png)) as im:
             kind, mode, got = im.format, im.mode, im.size
     except (OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"ML service returned an unreadable overlay: {exc}") from exc
-    if (kind, mode, got) != ("PNG", "RGB", size):
+    if (kind, mode, got) != ("PNG", "P", size):
         raise ValueError(f"ML service returned a {kind} {mode} {got[0]}x{got[1]} overlay for a {size} image")
 
 
 def oil_pixels(mask: np.ndarray) -> int:
     return int(np.count_nonzero(mask == OIL))
-
-
-def render_overlay(image: Image.Image, mask: np.ndarray) -> Image.Image:
-    """The image as grey RGB with oil pixels tinted translucent red: the service's overlay, in Pillow."""
-    return Image.fromarray(overlay_rgb(to_gray_uint8(image), mask))
 
 
 def write_atomic(data: bytes, dest: Path) -> None:

@@ -183,9 +183,10 @@ def inputs(r: Redis, job_id: str) -> dict[str, str]:
     return found
 
 
-def output_name(r: Redis, job_id: str, name: str) -> str | None:
-    output: str | None = r.hget(_job_key(job_id, ":inputs"), name)
-    return output
+def output_names(r: Redis, job_id: str, names: list[str]) -> dict[str, str]:
+    """name -> output name for those of `names` that are inputs of the job (one round trip)."""
+    found: list[str | None] = r.hmget(_job_key(job_id, ":inputs"), names) if names else []
+    return {name: output for name, output in zip(names, found, strict=True) if output is not None}
 
 
 def results(r: Redis, job_id: str) -> dict[str, ImageResult]:
@@ -209,22 +210,49 @@ def errors(r: Redis, job_id: str) -> dict[str, str]:
 
 def count_delivery(r: Redis, job_id: str, name: str, *, ttl: int) -> int:
     """How many times a worker has started on this image, this time included."""
+    return count_deliveries(r, job_id, [name], ttl=ttl)[name]
+
+
+def count_deliveries(r: Redis, job_id: str, names: list[str], *, ttl: int) -> dict[str, int]:
+    """Count one more start on each of these images (one round trip); name -> starts, this one included."""
     pipe = r.pipeline()
-    pipe.hincrby(_job_key(job_id, ":deliveries"), name, 1)
+    for name in names:
+        pipe.hincrby(_job_key(job_id, ":deliveries"), name, 1)
     pipe.expire(_job_key(job_id, ":deliveries"), ttl)
-    count: int = pipe.execute()[0]
-    return count
+    counts: list[int] = pipe.execute()[:-1]
+    return dict(zip(names, counts, strict=True))
+
+
+def deliveries(r: Redis, job_id: str, names: list[str]) -> dict[str, int]:
+    """How many times a worker has started on each of these images so far (0 for none)."""
+    found: list[str | None] = r.hmget(_job_key(job_id, ":deliveries"), names) if names else []
+    return {name: int(count or 0) for name, count in zip(names, found, strict=True)}
 
 
 def record_result(
     r: Redis, job_id: str, result: ImageResult, *, model_version: str | None, user_hash: str, ttl: int
 ) -> None:
     """Store an image's outcome; the done/failed sets make a repeated record idempotent."""
+    record_results(r, job_id, [result], model_version=model_version, user_hash=user_hash, ttl=ttl)
+
+
+def record_results(
+    r: Redis,
+    job_id: str,
+    results: list[ImageResult],
+    *,
+    model_version: str | None,
+    user_hash: str,
+    ttl: int,
+) -> None:
+    """Store several images' outcomes in one transaction (see record_result)."""
     ok, failed = _job_key(job_id, ":done"), _job_key(job_id, ":failed")
     pipe = r.pipeline()
-    pipe.hset(_job_key(job_id, ":results"), result.name, result.model_dump_json())
-    pipe.sadd(ok if result.status == "ok" else failed, result.name)
-    pipe.srem(failed if result.status == "ok" else ok, result.name)
+    if results:
+        pipe.hset(_job_key(job_id, ":results"), mapping={res.name: res.model_dump_json() for res in results})
+    for result in results:
+        pipe.sadd(ok if result.status == "ok" else failed, result.name)
+        pipe.srem(failed if result.status == "ok" else ok, result.name)
     if model_version:
         pipe.hset(_job_key(job_id), "model_version", model_version)
     _touch(pipe, job_id, user_hash, ttl)

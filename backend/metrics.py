@@ -96,10 +96,20 @@ def count_deletion(r: redis.Redis, reason: str) -> None:
 
 def observe_segmentation(r: redis.Redis, seconds: float) -> None:
     """One sample of the latency histogram: its bucket (non-cumulative here) and the running sum."""
+    record_images(r, {}, [seconds])
+
+
+def record_images(r: redis.Redis, statuses: dict[str, int], seconds: list[float]) -> None:
+    """A chord member's images in one round trip: counts by status, one latency sample per segmented image."""
     pipe = r.pipeline(transaction=False)
-    pipe.hincrby(METRICS_KEY, f"{LATENCY}:{bisect.bisect_left(LATENCY_BUCKETS, seconds)}", 1)
-    pipe.hincrbyfloat(METRICS_KEY, f"{LATENCY}:sum", seconds)
-    _safely(LATENCY, pipe)
+    for status, count in statuses.items():
+        if count:
+            pipe.hincrby(METRICS_KEY, _field("images", status), count)
+    for sample in seconds:
+        pipe.hincrby(METRICS_KEY, f"{LATENCY}:{bisect.bisect_left(LATENCY_BUCKETS, sample)}", 1)
+    if seconds:
+        pipe.hincrbyfloat(METRICS_KEY, f"{LATENCY}:sum", sum(seconds))
+    _safely("images", pipe)
 
 
 def _cumulative(raw: dict[str, str]) -> tuple[list[tuple[str, float]], float]:
@@ -130,7 +140,10 @@ class RedisCollector:
             yield family
         buckets, total = _cumulative(raw)
         yield HistogramMetricFamily(
-            f"oilspill_{LATENCY}", "Time to segment one image (ML call, overlay, PNGs).", buckets, total
+            f"oilspill_{LATENCY}",
+            "Time to segment one image (ML call, PNGs, writes; a batch's time is shared by its images).",
+            buckets,
+            total,
         )
         yield GaugeMetricFamily("oilspill_jobs_active", "Jobs queued, processing or archiving.", active)
         waiting = GaugeMetricFamily(

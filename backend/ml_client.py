@@ -1,4 +1,5 @@
-"""Client of the ML service's POST /segment: one pooled httpx.Client per worker process, retries with backoff.
+"""Client of the ML service's POST /segment and /segment/batch: one pooled httpx.Client per worker process,
+retries with backoff.
 
 Connection errors, timeouts and 5xx are retried (the service may be restarting or overloaded); a 4xx is
 final (the image itself is the problem), so it is raised at once with the service's own explanation.
@@ -18,12 +19,14 @@ import os
 import random
 import time
 import zipfile
+from collections.abc import Callable, Sequence
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from backend.core.config import settings
 from backend.schemas import ErrorDetail
+from ml.service.schemas import BatchResult
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +75,17 @@ def _error_detail(response: httpx.Response) -> str:
 
 def _post(data: bytes, filename: str) -> httpx.Response:
     """POST /segment?overlay=true: the service renders the overlay too; the worker never decodes the image."""
-    content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-    files = {"file": (filename, data, content_type)}
+    files = {"file": (filename, data, _content_type(filename))}
     return get_client().post("/segment", params={"overlay": "true"}, files=files)
+
+
+def _post_batch(images: Sequence[tuple[str, bytes]]) -> httpx.Response:
+    files = [("files", (name, data, _content_type(name))) for name, data in images]
+    return get_client().post("/segment/batch", params={"overlay": "true"}, files=files)
+
+
+def _content_type(filename: str) -> str:
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
 def _unbundle(body: bytes) -> tuple[bytes, bytes]:
@@ -98,26 +109,65 @@ def _service_down() -> bool:
 
 def segment(data: bytes, filename: str) -> Segmentation:
     """Segment one encoded image; raises MLServiceError once retries are spent or on a 4xx."""
+    response = _call(lambda: _post(data, filename), filename)
+    mask_png, overlay_png = _unbundle(response.content)
+    return Segmentation(
+        mask_png=mask_png,
+        overlay_png=overlay_png,
+        oil_fraction=float(response.headers.get("X-Oil-Fraction", "nan")),
+        model_version=response.headers.get("X-Model-Version"),
+    )
+
+
+def segment_batch(images: Sequence[tuple[str, bytes]]) -> list[Segmentation | MLServiceError]:
+    """Segment several encoded images in one POST /segment/batch: one outcome per image, in order.
+
+    An image the service could not decode gets its own MLServiceError; the whole call raises MLServiceError
+    only when the request failed as a whole (retries spent, or a 4xx such as a batch over the service's
+    limits, which the caller can answer by sending the images one by one).
+    """
+    label = f"batch of {len(images)} ({images[0][0]}, ...)" if images else "empty batch"
+    response = _call(lambda: _post_batch(images), label)
+    try:
+        with zipfile.ZipFile(io.BytesIO(response.content)) as zf:
+            result = BatchResult.model_validate_json(zf.read("results.json"))
+            if [item.index for item in result.images] != list(range(len(images))):
+                raise ValueError(f"{len(result.images)} results for {len(images)} images")
+            outcomes: list[Segmentation | MLServiceError] = []
+            for item in result.images:
+                if item.status != "ok":
+                    detail = f"ML service rejected the image: {item.detail}"
+                    outcomes.append(MLServiceError(detail, status_code=item.status_code))
+                    continue
+                outcomes.append(
+                    Segmentation(
+                        mask_png=zf.read(f"{item.index}/mask.png"),
+                        overlay_png=zf.read(f"{item.index}/overlay.png"),
+                        oil_fraction=item.oil_fraction if item.oil_fraction is not None else float("nan"),
+                        model_version=result.model_version,
+                    )
+                )
+            return outcomes
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        raise MLServiceError(f"ML service returned an unreadable answer ({exc})") from exc
+
+
+def _call(send: Callable[[], httpx.Response], label: str) -> httpx.Response:
+    """The 200 answer of `send()`, retried on transport errors and 5xx; MLServiceError otherwise."""
     global _gave_up_at
     down = _service_down()
     attempts = 1 if down else settings.ML_RETRIES + 1
     problem = ""
     for attempt in range(attempts):
         try:
-            response = _post(data, filename)
+            response = send()
         except httpx.TransportError as exc:
             problem = f"ML service unreachable ({type(exc).__name__}: {exc})"
         else:
             if response.status_code < 500:
                 _gave_up_at = None  # it answered: the service is up
             if response.status_code == 200:
-                mask_png, overlay_png = _unbundle(response.content)
-                return Segmentation(
-                    mask_png=mask_png,
-                    overlay_png=overlay_png,
-                    oil_fraction=float(response.headers.get("X-Oil-Fraction", "nan")),
-                    model_version=response.headers.get("X-Model-Version"),
-                )
+                return response
             detail = _error_detail(response)
             if response.status_code < 500:
                 raise MLServiceError(
@@ -127,7 +177,7 @@ def segment(data: bytes, filename: str) -> Segmentation:
         if attempt + 1 < attempts:
             delay = settings.ML_RETRY_BACKOFF_SECONDS * 2**attempt * random.uniform(0.8, 1.2)
             log.warning(
-                "segment %s: %s; retry %d/%d in %.1fs", filename, problem, attempt + 1, attempts - 1, delay
+                "segment %s: %s; retry %d/%d in %.1fs", label, problem, attempt + 1, attempts - 1, delay
             )
             time.sleep(delay)
     _gave_up_at = time.monotonic()

@@ -1,15 +1,14 @@
-"""What the Celery tasks do, as plain functions of (redis, ids): segment one image, finalize one job.
+"""What a chord member does, as plain functions of (redis, ids): segment a batch of a job's images.
 
-Both are idempotent, because with acks_late a message can be delivered again after a worker dies:
-an image whose mask and overlay exist is not segmented again, and the done/failed sets count each name once.
+Idempotent, because with acks_late a message can be delivered again after a worker dies: an image whose
+mask and overlay exist is not segmented again, and the done/failed sets count each name once.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
@@ -17,68 +16,199 @@ from PIL import Image
 from backend import imaging, jobs, metrics, ml_client
 from backend.core.config import settings
 from backend.core.logging import job_event
-from backend.report import write_archive
-from backend.schemas import ImageResult, JobState, Report
+from backend.schemas import ImageResult, JobState
 from backend.storage import UserDir, user_dir
 
 log = logging.getLogger(__name__)
 
 
-class ResultsPending(Exception):
-    """The chord callback ran while some images have no result yet (a duplicate delivery fired it early)."""
-
-
 def process_image(r: jobs.Redis, job_id: str, name: str) -> dict[str, object]:
-    """Segment one image of a job and record the outcome; never raises for a bad image or a dead ML service.
+    """One image of a job (see process_images)."""
+    return process_images(r, job_id, [name])[0]
 
-    Returns a small dict (chord results travel in one message): name, status, error.
+
+def process_images(r: jobs.Redis, job_id: str, names: list[str]) -> list[dict[str, object]]:
+    """Segment a chord member's images and record their outcomes; never raises for a bad image or a dead
+    ML service. Returns one small dict per name (chord results travel in one message): name, status, error.
+
+    On a first delivery the images go to the ML service in one batch request. A redelivered member (a
+    worker died on it) goes one image at a time, each counted just before it is tried, so an image that
+    kills the worker is given up after MAX_DELIVERIES without taking its batch-mates with it.
     """
     job = jobs.get_job(r, job_id)
     if job is None or not job.active:
-        return {"name": name, "status": "skipped", "error": "job is no longer active"}
-    if jobs.mark_started(r, job_id):
+        return [_skipped(name, "job is no longer active") for name in names]
+    if job.state == JobState.QUEUED and jobs.mark_started(r, job_id):
         job_event("started", job_id, images=job.total)
-    output = jobs.output_name(r, job_id, name)
-    if output is None:
-        return {"name": name, "status": "skipped", "error": "not an image of this job"}
+    outputs = jobs.output_names(r, job_id, names)
     folder = user_dir(settings.RESULTS_DIR, job.user_hash)
-    version = None
+    batch = Batch(r, job, folder, outputs)
     try:
-        result = _existing_result(folder, name, output)
-        if result is None:
-            deliveries = jobs.count_delivery(r, job_id, name, ttl=settings.JOB_RECORD_TTL_SECONDS)
-            if deliveries > settings.MAX_DELIVERIES:
-                result = _failed(
+        todo = batch.reuse_existing()
+        started_before = jobs.deliveries(r, job_id, todo)
+        if any(started_before.values()):
+            for name in todo:
+                batch.run([name])
+        elif todo:
+            batch.run(todo)
+    except Exception as exc:  # the chord must complete whatever happens to the images
+        log.exception("job %s: unexpected error in a batch of %d images", job_id, len(names))
+        for name in outputs.keys() - batch.results.keys():
+            batch.results[name] = failed_result(
+                name, outputs[name], f"internal error: {type(exc).__name__}: {exc}"
+            )
+    batch.record()
+    return [
+        _summary(batch.results[name]) if name in outputs else _skipped(name, "not an image of this job")
+        for name in names
+    ]
+
+
+class Batch:
+    """The images of one chord member: what is done, what the ML service said, and recording it."""
+
+    def __init__(self, r: jobs.Redis, job: jobs.Job, folder: UserDir, outputs: dict[str, str]) -> None:
+        self.r, self.job, self.folder, self.outputs = r, job, folder, outputs
+        self.results: dict[str, ImageResult] = {}
+        self.version: str | None = None
+        self.seconds: list[float] = []  # per segmented image: its share of its request's time
+
+    def reuse_existing(self) -> list[str]:
+        """Record the images an earlier delivery finished (both files written); the names still to do."""
+        todo = []
+        for name, output in self.outputs.items():
+            existing = _existing_result(self.folder, name, output)
+            if existing is None:
+                todo.append(name)
+            else:
+                self.results[name] = existing
+        return todo
+
+    def run(self, names: list[str]) -> None:
+        """Count a delivery of `names`, then segment those under the limit in one ML request."""
+        counts = jobs.count_deliveries(self.r, self.job.job_id, names, ttl=settings.JOB_RECORD_TTL_SECONDS)
+        sendable: dict[str, tuple[bytes, tuple[int, int]]] = {}
+        for name in names:
+            output = self.outputs[name]
+            if counts[name] > settings.MAX_DELIVERIES:
+                self.results[name] = failed_result(
                     name,
                     output,
                     f"gave up after {settings.MAX_DELIVERIES} attempts: "
                     "the worker died while processing this image",
                 )
+                continue
+            try:
+                sendable[name] = _read_input(self.folder.input_path(name))
+            except ValueError as exc:
+                self.results[name] = failed_result(name, output, str(exc))
+        if sendable:
+            self._segment(sendable)
+
+    def _segment(self, inputs: dict[str, tuple[bytes, tuple[int, int]]]) -> None:
+        started = time.perf_counter()
+        names = list(inputs)
+        files = [(PurePosixPath(name).name, data) for name, (data, _) in inputs.items()]
+        try:
+            if len(files) == 1:
+                outcomes: list[ml_client.Segmentation | ml_client.MLServiceError] = [
+                    ml_client.segment(files[0][1], files[0][0])
+                ]
             else:
-                started = time.perf_counter()
-                result, version = _segment(folder, name, output)
-                if result.status == "ok":
-                    metrics.observe_segmentation(r, time.perf_counter() - started)
-    except Exception as exc:  # the chord must complete whatever happens to one image
-        log.exception("job %s image %s: unexpected error", job_id, name)
-        result = _failed(name, output, f"internal error: {type(exc).__name__}: {exc}")
-    jobs.record_result(
-        r,
-        job_id,
-        result,
-        model_version=version,
-        user_hash=job.user_hash,
-        ttl=settings.JOB_RECORD_TTL_SECONDS,
-    )
-    metrics.count_image(r, result.status)
-    if result.status == "ok":
-        job_event("image_done", job_id, image=name, oil_fraction=round(result.oil_fraction or 0.0, 6))
-    else:
-        job_event("image_failed", job_id, image=name, error=result.error)
-    return {"name": name, "status": result.status, "error": result.error}
+                outcomes = ml_client.segment_batch(files)
+        except ml_client.MLServiceError as exc:
+            if exc.status_code is None or len(files) == 1:
+                outcomes = [exc] * len(files)
+            else:  # the request as a whole was refused (e.g. over the service's limits): one by one
+                log.warning(
+                    "job %s: batch of %d refused (%s); sending one by one", self.job.job_id, len(files), exc
+                )
+                outcomes = [_segment_alone(data, filename) for filename, data in files]
+        share = (time.perf_counter() - started) / len(files)
+        for name, outcome in zip(names, outcomes, strict=True):
+            output = self.outputs[name]
+            if isinstance(outcome, ml_client.MLServiceError):
+                self.results[name] = failed_result(name, output, outcome.detail)
+                continue
+            try:
+                self.results[name] = _store(self.folder, name, output, inputs[name][1], outcome)
+            except ValueError as exc:
+                self.results[name] = failed_result(name, output, str(exc))
+                continue
+            self.version = outcome.model_version or self.version
+            self.seconds.append(share)
+
+    def record(self) -> None:
+        """All outcomes in one Redis transaction, the metrics in one more, one log line per image."""
+        results = [self.results[name] for name in self.outputs if name in self.results]
+        jobs.record_results(
+            self.r,
+            self.job.job_id,
+            results,
+            model_version=self.version,
+            user_hash=self.job.user_hash,
+            ttl=settings.JOB_RECORD_TTL_SECONDS,
+        )
+        ok = sum(res.status == "ok" for res in results)
+        metrics.record_images(self.r, {"ok": ok, "failed": len(results) - ok}, self.seconds)
+        for res in results:
+            if res.status == "ok":
+                job_event(
+                    "image_done",
+                    self.job.job_id,
+                    image=res.name,
+                    oil_fraction=round(res.oil_fraction or 0.0, 6),
+                )
+            else:
+                job_event("image_failed", self.job.job_id, image=res.name, error=res.error)
 
 
-def _failed(name: str, output: str, error: str) -> ImageResult:
+def _segment_alone(data: bytes, filename: str) -> ml_client.Segmentation | ml_client.MLServiceError:
+    try:
+        return ml_client.segment(data, filename)
+    except ml_client.MLServiceError as exc:
+        return exc
+
+
+def _read_input(source: Path) -> tuple[bytes, tuple[int, int]]:
+    """The uploaded file's bytes and (width, height); ValueError if it cannot be sent to the service.
+
+    One open: the header is parsed (no pixel decoded) and the size checked before the bytes are read.
+    """
+    try:
+        with source.open("rb") as file:
+            with Image.open(file) as im:
+                size = im.size
+            if size[0] * size[1] > settings.MAX_IMAGE_PIXELS:
+                raise ValueError(
+                    f"image has {size[0]}x{size[1]} pixels, over the limit of {settings.MAX_IMAGE_PIXELS}"
+                )
+            file.seek(0)
+            return file.read(), size
+    except (OSError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"cannot read image: {exc}") from exc
+
+
+def _store(
+    folder: UserDir, name: str, output: str, size: tuple[int, int], segmentation: ml_client.Segmentation
+) -> ImageResult:
+    """Check the service's PNGs against the input's size and write them (mask last: marks it done)."""
+    mask, mask_png = imaging.canonical_mask(segmentation.mask_png, size)
+    imaging.check_overlay(segmentation.overlay_png, size)
+    imaging.write_atomic(segmentation.overlay_png, folder.overlay_path(output))
+    imaging.write_atomic(mask_png, folder.mask_path(output))
+    return _ok(name, output, mask.shape, imaging.oil_pixels(mask))
+
+
+def _summary(result: ImageResult) -> dict[str, object]:
+    return {"name": result.name, "status": result.status, "error": result.error}
+
+
+def _skipped(name: str, error: str) -> dict[str, object]:
+    return {"name": name, "status": "skipped", "error": error}
+
+
+def failed_result(name: str, output: str, error: str) -> ImageResult:
     return ImageResult(name=name, output=output, status="failed", error=error)
 
 
@@ -103,109 +233,3 @@ def _existing_result(folder: UserDir, name: str, output: str) -> ImageResult | N
     with Image.open(mask_path) as im:
         mask = np.asarray(im.convert("L"))
     return _ok(name, output, mask.shape, imaging.oil_pixels(mask))
-
-
-def _segment(folder: UserDir, name: str, output: str) -> tuple[ImageResult, str | None]:
-    source = folder.input_path(name)
-    try:
-        with Image.open(source) as im:
-            size = im.size
-        if size[0] * size[1] > settings.MAX_IMAGE_PIXELS:
-            return _failed(
-                name,
-                output,
-                f"image has {size[0]}x{size[1]} pixels, over the limit of {settings.MAX_IMAGE_PIXELS}",
-            ), None
-        segmentation = ml_client.segment(source.read_bytes(), PurePosixPath(name).name)
-        mask, mask_png = imaging.canonical_mask(segmentation.mask_png, size)
-        imaging.check_overlay(segmentation.overlay_png, size)
-    except ml_client.MLServiceError as exc:
-        return _failed(name, output, exc.detail), None
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        return _failed(name, output, f"cannot read image: {exc}"), None
-    imaging.write_atomic(segmentation.overlay_png, folder.overlay_path(output))
-    imaging.write_atomic(mask_png, folder.mask_path(output))  # last: marks the image done
-    return _ok(name, output, mask.shape, imaging.oil_pixels(mask)), segmentation.model_version
-
-
-def finalize(r: jobs.Redis, job_id: str, *, force: bool = False) -> float | None:
-    """Write the archive and close the job; returns expires_at when this call closed it, else None.
-
-    Without `force`, raises ResultsPending if images lack a result; with it (the sweeper, past the deadline)
-    those images are recorded as failed and the job closes with what it has.
-    """
-    job = jobs.get_job(r, job_id)
-    if job is None or not job.active:
-        return None
-    lock = f"finalize:{job_id}"
-    if not jobs.acquire_lock(r, lock, ttl=600):
-        return None
-    try:
-        return _finalize_locked(r, job, force=force)
-    finally:
-        jobs.release_lock(r, lock)
-
-
-def _finalize_locked(r: jobs.Redis, job: jobs.Job, *, force: bool) -> float | None:
-    folder = user_dir(settings.RESULTS_DIR, job.user_hash)
-    outputs = jobs.inputs(r, job.job_id)
-    results = jobs.results(r, job.job_id)
-    missing = sorted(outputs.keys() - results.keys())
-    if missing and not force:
-        raise ResultsPending(f"{len(missing)} images have no result yet")
-    changed = [_failed(name, outputs[name], "not processed before the job deadline") for name in missing]
-    changed += [
-        _failed(name, res.output, "mask file disappeared before archiving")
-        for name, res in results.items()
-        if res.status == "ok" and not folder.mask_path(res.output).is_file()
-    ]
-    for result in changed:
-        results[result.name] = result
-        jobs.record_result(
-            r,
-            job.job_id,
-            result,
-            model_version=None,
-            user_hash=job.user_hash,
-            ttl=settings.JOB_RECORD_TTL_SECONDS,
-        )
-    if not jobs.transition(
-        r, job.job_id, JobState.ARCHIVING, [JobState.QUEUED, JobState.PROCESSING, JobState.ARCHIVING]
-    ):
-        return None
-    images = [results[name] for name in sorted(results)]
-    done = sum(res.status == "ok" for res in images)
-    now = time.time()
-    if done:
-        report = Report(
-            job_id=job.job_id,
-            model_version=job.model_version,
-            created_at=datetime.fromtimestamp(job.created_at, UTC),
-            finished_at=datetime.fromtimestamp(now, UTC),
-            total=len(images),
-            done=done,
-            failed=len(images) - done,
-            images=images,
-        )
-        write_archive(folder, report)
-        metrics.add_archive_bytes(r, folder.archive.stat().st_size)
-    state = JobState.COMPLETED if done else JobState.FAILED
-    expires_at = jobs.finish(
-        r,
-        job.job_id,
-        job.user_hash,
-        state,
-        now=now,
-        archive_ttl=settings.ARCHIVE_TTL_SECONDS,
-        record_ttl=settings.JOB_RECORD_TTL_SECONDS,
-    )
-    if expires_at is not None:
-        metrics.count_job(r, state)
-        job_event(
-            "archived" if done else "failed",
-            job.job_id,
-            done=done,
-            failed=len(images) - done,
-            expires_at=datetime.fromtimestamp(expires_at, UTC).isoformat(),
-        )
-    return expires_at

@@ -73,10 +73,24 @@ def user_dir(results_dir: Path, user_hash: str) -> UserDir:
 
 
 def safe_child(base: Path, relative: str) -> Path:
-    """base/relative, refusing anything (.., absolute, symlinks) that resolves outside base."""
-    candidate = (base / relative).resolve()
-    if not candidate.is_relative_to(base.resolve()) or candidate == base.resolve():
+    """base/relative, refusing anything that could lead outside base: '..', absolute, or a symlink below base.
+
+    Checked part by part below base (one lstat each) rather than by resolving the whole path: the worker
+    does this for every file it reads or writes, and resolving costs an lstat per component from the root.
+    """
+    rel = PurePosixPath(relative)
+    if (
+        not relative
+        or rel.is_absolute()
+        or any(part in ("..", ".") for part in rel.parts)
+        or "\0" in relative
+    ):
         raise ValueError(f"path escapes {base}: {relative!r}")
+    candidate = base
+    for part in rel.parts:
+        candidate = candidate / part
+        if candidate.is_symlink():
+            raise ValueError(f"path escapes {base}: {relative!r} goes through a symbolic link")
     return candidate
 
 

@@ -7,7 +7,7 @@ import time
 
 from celery import Task, chord
 
-from backend import cleanup, jobs, pipeline
+from backend import cleanup, finalize, jobs, pipeline
 from backend.celery_app import celery_app
 from backend.core.config import settings
 
@@ -20,10 +20,10 @@ def _redis() -> jobs.Redis:
     return jobs.connect(settings.redis_url, retry_seconds=settings.REDIS_RETRY_SECONDS)
 
 
-@celery_app.task(name="backend.tasks.segment_image")
-def segment_image(job_id: str, name: str) -> dict[str, object]:
-    """Chord member: segment one image; returns an error record instead of raising, so the chord completes."""
-    return pipeline.process_image(_redis(), job_id, name)
+@celery_app.task(name="backend.tasks.segment_images")
+def segment_images(job_id: str, names: list[str]) -> list[dict[str, object]]:
+    """Chord member: segment a group of images; error records, never an exception, so the chord completes."""
+    return pipeline.process_images(_redis(), job_id, names)
 
 
 @celery_app.task(name="backend.tasks.finalize_job", bind=True, max_retries=30, ignore_result=True)
@@ -35,8 +35,8 @@ def finalize_job(
     The chord's own results are not used: the per-image records in Redis are complete and survive redelivery.
     """
     try:
-        expires_at = pipeline.finalize(_redis(), job_id, force=force)
-    except pipeline.ResultsPending as exc:
+        expires_at = finalize.finalize(_redis(), job_id, force=force)
+    except finalize.ResultsPending as exc:
         raise self.retry(exc=exc, countdown=FINALIZE_RETRY_SECONDS) from exc
     if expires_at is not None:
         job = jobs.get_job(_redis(), job_id)
@@ -59,6 +59,31 @@ def sweep() -> dict[str, list[str]]:
     return result.model_dump()
 
 
-def launch_job(job_id: str, names: list[str]) -> None:
-    """Send the chord: one segment_image per image, finalize_job once all have returned."""
-    chord(segment_image.s(job_id, name) for name in names)(finalize_job.s(job_id))
+def plan_batches(sizes: dict[str, int], per_task: int, max_bytes: int, workers: int) -> list[list[str]]:
+    """Group a job's images (name -> file size, in order) into chord members.
+
+    A task and an HTTP request per 256x256 tile cost about as much CPU as the model itself, so tiles travel
+    in groups of up to `per_task`; a group is closed before it passes `max_bytes`, so large scenes go alone
+    and spread over the workers. A small job is split so that each of the `workers` processes gets a share.
+    """
+    per_task = max(1, min(per_task, -(-len(sizes) // max(1, workers))))
+    groups: list[list[str]] = []
+    group: list[str] = []
+    group_bytes = 0
+    for name, size in sizes.items():
+        if group and (len(group) >= per_task or group_bytes + size > max_bytes):
+            groups.append(group)
+            group, group_bytes = [], 0
+        group.append(name)
+        group_bytes += size
+    if group:
+        groups.append(group)
+    return groups
+
+
+def launch_job(job_id: str, sizes: dict[str, int]) -> None:
+    """Send the chord: one segment_images per group of images, finalize_job once all have returned."""
+    groups = plan_batches(
+        sizes, settings.IMAGES_PER_TASK, settings.TASK_MAX_MB * 1024 * 1024, settings.WORKER_CONCURRENCY
+    )
+    chord(segment_images.s(job_id, names) for names in groups)(finalize_job.s(job_id))

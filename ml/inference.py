@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import onnxruntime as ort
@@ -70,9 +72,14 @@ def tile_positions(height: int, width: int, tile: int, overlap: int) -> Iterator
             yield y, x
 
 
-def batches(positions: Iterator[tuple[int, int]], size: int) -> Iterator[list[tuple[int, int]]]:
-    """Consecutive chunks of at most `size` positions (itertools.batched is Python 3.12+)."""
-    while chunk := list(islice(positions, size)):
+T = TypeVar("T")
+# Tiles per model run: a number, or a function asked before every run (Segmenter adapts it to the load).
+BatchSize = int | Callable[[], int]
+
+
+def batches(items: Iterator[T], size: BatchSize) -> Iterator[list[T]]:
+    """Consecutive chunks of at most `size` items (itertools.batched is Python 3.12+)."""
+    while chunk := list(islice(items, size() if callable(size) else size)):
         yield chunk
 
 
@@ -80,26 +87,69 @@ def sliding_window(
     image: np.ndarray, predict: Predict, tile: int = 256, overlap: int = 32, batch_size: int = 8
 ) -> np.ndarray:
     """uint8 HxW image -> float32 HxW blended probabilities, predicting `batch_size` tiles at a time."""
-    if image.ndim != 2 or image.size == 0:
-        raise ValueError(f"expected a non-empty 2-D image, got shape {image.shape}")
-    height, width = image.shape
-    padded = pad_to_tile(image, tile)
-    ph, pw = padded.shape
+    return next(sliding_window_many([image], predict, tile, overlap, batch_size))
+
+
+@dataclass
+class _Canvas:
+    """One image in flight: its padded pixels, the weighted sum of its tile probabilities, tiles to go."""
+
+    height: int
+    width: int
+    padded: np.ndarray
+    acc: np.ndarray
+    remaining: int
+
+
+def sliding_window_many(
+    images: Iterable[np.ndarray],
+    predict: Predict,
+    tile: int = 256,
+    overlap: int = 32,
+    batch_size: BatchSize = 8,
+) -> Iterator[np.ndarray]:
+    """Blended probabilities of each image, in order, with batches filled across image boundaries.
+
+    Many small images (a batch of 256x256 tiles) then cost one model run per `batch_size` tiles, not one
+    per image. Images are read from `images` only when their first tile is needed and each map is yielded
+    as soon as its last tile is in, so at most about `batch_size` images are held at once.
+    """
     window = blend_window(tile, overlap)
     window2d = np.outer(window, window)
-    acc = np.zeros((ph, pw), dtype=np.float32)
-    for chunk in batches(tile_positions(ph, pw, tile, overlap), batch_size):
-        batch = np.stack([padded[y : y + tile, x : x + tile] for y, x in chunk])
+    canvases: list[_Canvas] = []  # images started and not yet yielded, in order
+
+    def positions() -> Iterator[tuple[_Canvas, int, int]]:
+        for image in images:
+            if image.ndim != 2 or image.size == 0:
+                raise ValueError(f"expected a non-empty 2-D image, got shape {image.shape}")
+            padded = pad_to_tile(image, tile)
+            corners = list(tile_positions(*padded.shape, tile, overlap))
+            canvas = _Canvas(*image.shape, padded, np.zeros(padded.shape, np.float32), len(corners))
+            canvases.append(canvas)
+            for y, x in corners:
+                yield canvas, y, x
+
+    for chunk in batches(positions(), batch_size):
+        batch = np.stack([c.padded[y : y + tile, x : x + tile] for c, y, x in chunk])
         probs = predict((batch.astype(np.float32) / np.float32(255.0))[:, None])
         if probs.shape != (len(chunk), 1, tile, tile):
             raise ValueError(f"model returned shape {probs.shape} for {len(chunk)} tiles of {tile}")
-        for (y, x), prob in zip(chunk, probs[:, 0], strict=True):
-            acc[y : y + tile, x : x + tile] += prob * window2d
+        for (canvas, y, x), prob in zip(chunk, probs[:, 0], strict=True):
+            canvas.acc[y : y + tile, x : x + tile] += prob * window2d
+            canvas.remaining -= 1
+        while canvases and canvases[0].remaining == 0:
+            yield _normalised(canvases.pop(0), tile, overlap, window)
+
+
+def _normalised(canvas: _Canvas, tile: int, overlap: int, window: np.ndarray) -> np.ndarray:
+    """Divide by the summed tile weights, band by band (no HxW temporary), and crop the padding."""
+    acc = canvas.acc
+    ph, pw = acc.shape
     wy = axis_weight_sum(ph, tile_starts(ph, tile, overlap), window)
     wx = axis_weight_sum(pw, tile_starts(pw, tile, overlap), window)
-    for r0 in range(0, ph, tile):  # normalise band by band: no HxW temporary
+    for r0 in range(0, ph, tile):
         acc[r0 : r0 + tile] /= np.outer(wy[r0 : r0 + tile], wx)
-    return acc[:height, :width]
+    return acc[: canvas.height, : canvas.width]
 
 
 def to_mask(prob: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
@@ -132,7 +182,13 @@ def read_model_info(path: Path, metadata: dict[str, str]) -> ModelInfo:
 
 
 class Segmenter:
-    """One ONNX Runtime session plus the tiling settings; thread-safe (ORT sessions allow concurrent run)."""
+    """One ONNX Runtime session plus the tiling settings; thread-safe (ORT sessions allow concurrent run).
+
+    `batch_size` tiles go through the model per run while one segmentation runs alone; while several run
+    at once, each runs one tile at a time. Measured on 2 cores with 2 threads per session (ms of CPU per
+    256x256 tile, docs/benchmarks.md): alone, batch 1/2/4/8 cost 24.2/21.6/21.0/20.5; two at once, 21.5/22.0/
+    23.1/24.6. Big batches pay when the session has the cores to itself, and cost when two share them.
+    """
 
     def __init__(
         self,
@@ -159,15 +215,37 @@ class Segmenter:
         self.tile_size = tile_size
         self.overlap = overlap
         self.batch_size = batch_size
+        self._active = 0
+        self._lock = threading.Lock()
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Raw model call on (N, 1, T, T) float32 in [0, 1]."""
         return self.session.run(None, {self.input_name: batch})[0]
 
+    def _current_batch_size(self) -> int:
+        return self.batch_size if self._active <= 1 else 1
+
+    def probabilities_many(self, grays: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """float32 oil probability maps of each image, in order (see sliding_window_many)."""
+        with self._lock:
+            self._active += 1
+        try:
+            yield from sliding_window_many(
+                grays, self.predict, self.tile_size, self.overlap, self._current_batch_size
+            )
+        finally:
+            with self._lock:
+                self._active -= 1
+
     def probabilities(self, gray: np.ndarray) -> np.ndarray:
         """uint8 HxW -> float32 HxW oil probability."""
-        return sliding_window(gray, self.predict, self.tile_size, self.overlap, self.batch_size)
+        (prob,) = self.probabilities_many([gray])  # runs the generator to its end: the count drops again
+        return prob
 
     def segment(self, gray: np.ndarray) -> np.ndarray:
         """uint8 HxW -> uint8 HxW mask (255 = oil)."""
         return to_mask(self.probabilities(gray))
+
+    def segment_many(self, grays: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """The mask of each image, in order; small images share model runs (see sliding_window_many)."""
+        return (to_mask(prob) for prob in self.probabilities_many(grays))

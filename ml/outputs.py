@@ -3,8 +3,12 @@
 Pillow's PNG encoder tries five filters on every row (byte loops in C) before zlib deflates it; for a 256x256
 tile that costs a third of a model run. Masks and overlays do not need it: this writer stores rows unfiltered
 and deflates them with ISA-L (isal) at level 1, several times faster than zlib's level 1 at a similar size for
-masks (long runs) and about 1.6x raw-size savings for overlays. The overlay is rendered band by band through a
-lookup table, so a 10000x10000 scene never holds its RGB overlay uncompressed in memory.
+masks (long runs).
+
+The overlay is a palette PNG: 128 grey levels plus the same 128 tinted red, one byte per pixel. Against RGB
+it is a third of the bytes to deflate and to store (a 256x256 SAR tile: 64 kB instead of 186 kB, 0.17 ms
+instead of 1.35 ms), and halving 256 grey levels to 128 does not show on a speckled radar image. It is
+rendered band by band, so a 10000x10000 scene never holds its overlay uncompressed in memory.
 """
 
 from __future__ import annotations
@@ -25,30 +29,36 @@ DEFLATE_LEVEL = 1  # ISA-L levels are 0-3; 1 is where speed and size meet for th
 BAND_BYTES = 1 << 20  # raw rows handed to the compressor at a time
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_GREY, _RGB = 0, 2  # PNG colour types
+_GREY, _PALETTE = 0, 3  # PNG colour types
+GREY_LEVELS = 128  # overlay grey levels; index v + 128 is level v tinted (oil)
 
 
-def _overlay_lut() -> np.ndarray:
-    """(512, 3) uint8: row v is grey level v as RGB, row 256 + v the same level tinted red (oil)."""
-    grey = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
-    tinted = (grey * (1 - OVERLAY_ALPHA) + OVERLAY_RGB * OVERLAY_ALPHA).round().astype(np.uint8)
-    return np.concatenate([grey, tinted])
+def _overlay_palette() -> np.ndarray:
+    """(256, 3) uint8: entry v < 128 is grey level v spread over 0..255, entry 128 + v the same tinted red."""
+    levels = (np.arange(GREY_LEVELS) * 255 / (GREY_LEVELS - 1)).round()
+    grey = np.repeat(levels[:, None], 3, axis=1)
+    tinted = grey * (1 - OVERLAY_ALPHA) + OVERLAY_RGB * OVERLAY_ALPHA
+    return np.concatenate([grey, tinted]).round().astype(np.uint8)
 
 
-OVERLAY_LUT = _overlay_lut()
+OVERLAY_PALETTE = _overlay_palette()
+
+
+def overlay_index(gray: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """uint8 HxW palette indices: the grey level's top 7 bits, plus 128 under oil (mask >= 128)."""
+    return (gray >> 1) | (mask & 0x80)
 
 
 def overlay_rgb(gray: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """uint8 HxW grey + mask (>= 128 = oil) -> uint8 HxWx3: grey RGB, oil pixels tinted translucent red."""
-    index = gray.astype(np.uint16) | ((mask >> 7).astype(np.uint16) << 8)  # v, or 256 + v under oil
-    return np.take(OVERLAY_LUT, index, axis=0)
+    """uint8 HxWx3 as the overlay PNG shows it: grey, oil pixels tinted translucent red."""
+    return np.take(OVERLAY_PALETTE, overlay_index(gray, mask), axis=0)
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def _png(width: int, height: int, colour: int, bands: Iterator[np.ndarray]) -> bytes:
+def _png(width: int, height: int, colour: int, bands: Iterator[np.ndarray], palette: bytes = b"") -> bytes:
     """PNG of 8-bit rows given as uint8 bands of (rows, width * channels), filter type 0 on every row."""
     compressor = isal_zlib.compressobj(DEFLATE_LEVEL)
     parts = []
@@ -57,8 +67,10 @@ def _png(width: int, height: int, colour: int, bands: Iterator[np.ndarray]) -> b
         raw[:, 1:] = band
         parts.append(compressor.compress(raw))
     parts.append(compressor.flush())
-    header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
-    return _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", b"".join(parts)) + _chunk(b"IEND", b"")
+    header = _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0))
+    if palette:
+        header += _chunk(b"PLTE", palette)
+    return _SIGNATURE + header + _chunk(b"IDAT", b"".join(parts)) + _chunk(b"IEND", b"")
 
 
 def _band_rows(row_bytes: int) -> int:
@@ -76,16 +88,13 @@ def encode_mask_png(mask: np.ndarray) -> bytes:
 
 
 def encode_overlay_png(gray: np.ndarray, mask: np.ndarray) -> bytes:
-    """The RGB overlay of `gray` and `mask` as PNG, rendered and compressed band by band."""
+    """The overlay of `gray` and `mask` as a palette PNG, rendered and compressed band by band."""
     if gray.shape != mask.shape or gray.ndim != 2:
         raise ValueError(f"grey {gray.shape} and mask {mask.shape} must be the same 2-D shape")
     height, width = gray.shape
-    step = _band_rows(3 * width)
-    bands = (
-        overlay_rgb(gray[r : r + step], mask[r : r + step]).reshape(-1, 3 * width)
-        for r in range(0, height, step)
-    )
-    return _png(width, height, _RGB, bands)
+    step = _band_rows(width)
+    bands = (overlay_index(gray[r : r + step], mask[r : r + step]) for r in range(0, height, step))
+    return _png(width, height, _PALETTE, bands, OVERLAY_PALETTE.tobytes())
 
 
 def bundle(mask_png: bytes, overlay_png: bytes) -> bytes:
@@ -94,4 +103,14 @@ def bundle(mask_png: bytes, overlay_png: bytes) -> bytes:
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as zf:
         zf.writestr("mask.png", mask_png)
         zf.writestr("overlay.png", overlay_png)
+    return buffer.getvalue()
+
+
+def bundle_batch(results_json: bytes, files: dict[str, bytes]) -> bytes:
+    """A batch answer: results.json first, then every image's PNGs, stored (PNGs do not compress further)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr("results.json", results_json)
+        for name, data in files.items():
+            zf.writestr(name, data)
     return buffer.getvalue()

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     MIN_FREE_DISK_MB: int = Field(500, ge=0)
 
     WORKER_CONCURRENCY: int = Field(2, ge=1)
+    # Images per chord member (one task, one ML request): per-task costs amortised over small tiles.
+    IMAGES_PER_TASK: int = Field(16, ge=1)
+    # A chord member is closed before its input files pass this size, so large scenes go one per task.
+    TASK_MAX_MB: int = Field(16, ge=1)
     # Added to the worker's nice value (pool children inherit it): status polls and uploads run first.
     WORKER_NICE: int = Field(10, ge=0, le=19)
     ML_TIMEOUT_SECONDS: float = Field(120.0, gt=0)

@@ -25,8 +25,11 @@ class Settings(BaseSettings):
     MAX_PIXELS: int = Field(default=DEFAULT_MAX_PIXELS, ge=1)
     TILE_SIZE: int = Field(default=256, ge=32)
     TILE_OVERLAP: int = Field(default=32, ge=0)
+    # Tiles per model run while one segmentation runs alone; with several at once each runs single tiles.
     BATCH_SIZE: int = Field(default=8, ge=1)
     MAX_BODY_MB: int = Field(default=512, ge=1)
+    # Files one POST /segment/batch may carry (the worker sends up to IMAGES_PER_TASK).
+    MAX_BATCH_IMAGES: int = Field(default=64, ge=1)
     # Segmentations running at once; more requests wait. Each holds its image, mask and a float32 HxW map.
     MAX_CONCURRENT: int = Field(default=2, ge=1)
     # Whether idle ONNX Runtime threads spin-wait for work. Off: on a machine whose cores are shared (with the

@@ -8,7 +8,8 @@ never block the event loop, and a semaphore bounds how many run at once (memory 
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -20,11 +21,11 @@ from fastapi.responses import JSONResponse, Response
 
 from ml.imaging import ImageError, configure_pixel_limit, decode_image
 from ml.inference import THRESHOLD, Segmenter
-from ml.outputs import bundle, encode_mask_png, encode_overlay_png
+from ml.outputs import bundle, bundle_batch, encode_mask_png, encode_overlay_png
 from ml.priority import lower_process_priority
 from ml.service.body_limit import BodyLimitMiddleware
 from ml.service.config import Settings, settings
-from ml.service.schemas import ErrorDetail, Health, ModelCard
+from ml.service.schemas import BatchItem, BatchResult, ErrorDetail, Health, ModelCard
 
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorDetail} for code in (400, 413, 422, 503)}
 
@@ -138,13 +139,88 @@ def _add_routes(app: FastAPI) -> None:
                 raise HTTPException(status_code=exc.status_code, detail=exc.detail) from exc
             del data
             mask = segmenter.segment(gray)
-            fraction = float(np.count_nonzero(mask)) / mask.size
+            fraction = oil_fraction(mask)
             body = encode_mask_png(mask)
             if overlay:
                 body = bundle(body, encode_overlay_png(gray, mask))
         headers = {"X-Oil-Fraction": f"{fraction:.6f}", "X-Model-Version": segmenter.info.version}
         media_type = "application/zip" if overlay else "image/png"
         return Response(content=body, media_type=media_type, headers=headers)
+
+    @app.post(
+        "/segment/batch",
+        response_class=Response,
+        summary="Segment several images in one request",
+        responses={
+            200: {
+                "content": {"application/zip": {}},
+                "description": "A stored zip: `results.json` (a BatchResult: one item per file, in "
+                "order) and `<index>/mask.png` (+ `<index>/overlay.png` with overlay=true) for every image "
+                "that worked.",
+            },
+            **ERRORS,
+        },
+    )
+    def segment_batch(
+        files: Annotated[list[UploadFile], File(description="PNG, JPEG or TIFF images")],
+        segmenter: SegmenterDep,
+        overlay: Annotated[bool, Query(description="also return the overlays")] = False,
+    ) -> Response:
+        """Masks of many images at once: what a worker sends for a chord member of small tiles.
+
+        Tiles of consecutive images share model runs, and one request, one multipart parse and one answer
+        serve them all. A file that cannot be decoded gets an `error` item with the status and reason
+        POST /segment would give it; the others are segmented regardless.
+        """
+        if len(files) > config.MAX_BATCH_IMAGES:
+            raise HTTPException(
+                413, f"{len(files)} files in one batch, over the limit of {config.MAX_BATCH_IMAGES}"
+            )
+        items: dict[int, BatchItem] = {}
+        pngs: dict[str, bytes] = {}
+        decoded: deque[tuple[int, np.ndarray]] = deque()
+
+        def grays() -> Iterator[np.ndarray]:
+            """Decoded one by one as the model reaches them, so a long batch holds few images at once."""
+            for index, upload in enumerate(files):
+                name = upload.filename or f"file{index}"
+                try:
+                    gray = decode_image(upload.file.read(), config.MAX_PIXELS)
+                except ImageError as exc:
+                    items[index] = BatchItem(
+                        index=index,
+                        filename=name,
+                        status="error",
+                        status_code=exc.status_code,
+                        detail=exc.detail,
+                    )
+                    continue
+                decoded.append((index, gray))
+                yield gray
+
+        with app.state.slots:
+            for mask in segmenter.segment_many(grays()):
+                index, gray = decoded.popleft()
+                height, width = mask.shape
+                items[index] = BatchItem(
+                    index=index,
+                    filename=files[index].filename or f"file{index}",
+                    status="ok",
+                    width=width,
+                    height=height,
+                    oil_fraction=oil_fraction(mask),
+                )
+                pngs[f"{index}/mask.png"] = encode_mask_png(mask)
+                if overlay:
+                    pngs[f"{index}/overlay.png"] = encode_overlay_png(gray, mask)
+        result = BatchResult(model_version=segmenter.info.version, images=[items[i] for i in sorted(items)])
+        body = bundle_batch(result.model_dump_json().encode(), pngs)
+        headers = {"X-Model-Version": segmenter.info.version}
+        return Response(content=body, media_type="application/zip", headers=headers)
+
+
+def oil_fraction(mask: np.ndarray) -> float:
+    return float(np.count_nonzero(mask)) / mask.size
 
 
 app = create_app(lower_priority=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel
 
 
@@ -31,3 +33,23 @@ class ErrorDetail(BaseModel):
     """Body of every 4xx/5xx answer, FastAPI's usual shape."""
 
     detail: str
+
+
+class BatchItem(BaseModel):
+    """One image of a POST /segment/batch: its mask (and overlay) are `<index>/mask.png` in the zip."""
+
+    index: int
+    filename: str
+    status: Literal["ok", "error"]
+    width: int | None = None
+    height: int | None = None
+    oil_fraction: float | None = None
+    status_code: int | None = None  # the 4xx that POST /segment would have answered for this image alone
+    detail: str | None = None
+
+
+class BatchResult(BaseModel):
+    """`results.json` of a batch answer: one item per uploaded file, in upload order."""
+
+    model_version: str
+    images: list[BatchItem]

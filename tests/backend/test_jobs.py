@@ -40,8 +40,7 @@ def test_create_and_get(r: redis.Redis) -> None:
     )
     assert job.created_at <= time.time() and job.finished_at is None and job.expires_at is None
     assert jobs.job_for_user(r, user_hash) == job_id
-    assert jobs.output_name(r, job_id, "a/x.jpg") == "a/x.png"
-    assert jobs.output_name(r, job_id, "nope.png") is None
+    assert jobs.output_names(r, job_id, ["a/x.jpg", "nope.png"]) == {"a/x.jpg": "a/x.png"}
     assert 0 < r.ttl(f"{jobs.PREFIX}job:{job_id}") <= TTL
     assert 0 < r.ttl(f"{jobs.PREFIX}user:{user_hash}") <= TTL
     assert jobs.get_job(r, storage.new_token()) is None

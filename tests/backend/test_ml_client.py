@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 
@@ -10,7 +11,7 @@ import pytest
 
 from backend import ml_client
 from backend.core.config import settings
-from ml.outputs import bundle
+from ml.outputs import bundle, bundle_batch
 
 Reply = httpx.Response | Exception
 BUNDLE = bundle(b"PNG", b"OVERLAY")  # what /segment?overlay=true answers: mask and overlay in one zip
@@ -137,3 +138,54 @@ def test_an_answer_that_is_not_the_zip_is_an_error_not_a_retry(serve: Serve) -> 
     with pytest.raises(ml_client.MLServiceError, match="unreadable answer"):
         ml_client.segment(b"x", "x.png")
     assert len(seen) == 1
+
+
+def batch_answer(items: list[dict[str, object]], files: dict[str, bytes]) -> httpx.Response:
+    result = {"model_version": "m-4", "images": items}
+    return httpx.Response(200, content=bundle_batch(json.dumps(result).encode(), files))
+
+
+def test_batch_sends_every_file_and_maps_each_outcome(serve: Serve) -> None:
+    ok = {"status": "ok", "width": 2, "height": 1, "oil_fraction": 0.5}
+    bad = {"status": "error", "status_code": 400, "detail": "truncated PNG"}
+    seen = serve(
+        [
+            httpx.ConnectError("refused"),  # retried like a single image
+            batch_answer(
+                [
+                    {"index": 0, "filename": "a.png", **ok},
+                    {"index": 1, "filename": "b.png", **bad},
+                    {"index": 2, "filename": "c.tif", **ok},
+                ],
+                {"0/mask.png": b"M0", "0/overlay.png": b"O0", "2/mask.png": b"M2", "2/overlay.png": b"O2"},
+            ),
+        ]
+    )
+    first, second, third = ml_client.segment_batch([("a.png", b"A"), ("b.png", b"B"), ("c.tif", b"C")])
+    assert isinstance(first, ml_client.Segmentation) and isinstance(third, ml_client.Segmentation)
+    assert (first.mask_png, first.overlay_png, first.oil_fraction, first.model_version) == (
+        b"M0",
+        b"O0",
+        0.5,
+        "m-4",
+    )
+    assert (third.mask_png, third.overlay_png) == (b"M2", b"O2")
+    assert isinstance(second, ml_client.MLServiceError) and second.status_code == 400
+    assert second.detail == "ML service rejected the image: truncated PNG"
+    request = seen[-1]
+    assert (request.url.path, request.url.params["overlay"]) == ("/segment/batch", "true")
+    body = request.read()
+    assert body.count(b'name="files"') == 3 and b'filename="c.tif"' in body
+
+
+def test_batch_answer_for_other_images_is_an_error(serve: Serve) -> None:
+    serve([batch_answer([{"index": 0, "filename": "a.png", "status": "error", "detail": "x"}], {})])
+    with pytest.raises(ml_client.MLServiceError, match=r"unreadable answer.*1 results for 2 images"):
+        ml_client.segment_batch([("a.png", b"A"), ("b.png", b"B")])
+
+
+def test_batch_refused_as_a_whole_raises_with_its_status(serve: Serve) -> None:
+    serve([httpx.Response(413, json={"detail": "70 files in one batch, over the limit of 64"})])
+    with pytest.raises(ml_client.MLServiceError, match="over the limit") as err:
+        ml_client.segment_batch([("a.png", b"A")])
+    assert err.value.status_code == 413

@@ -12,7 +12,7 @@ import pytest
 import redis
 from PIL import Image
 
-from backend import imaging, jobs, ml_client, pipeline, storage
+from backend import finalize, imaging, jobs, ml_client, pipeline, storage
 from backend.core.config import settings
 from backend.schemas import JobState
 
@@ -110,9 +110,9 @@ def test_finalize_waits_for_missing_results_unless_forced(r: redis.Redis, result
     job_id, folder = start(r, results_dir, {"a.png": b"", "b.png": b""})
     write_outputs(folder, "a.png", np.full((4, 4), 255, np.uint8))
     pipeline.process_image(r, job_id, "a.png")
-    with pytest.raises(pipeline.ResultsPending):
-        pipeline.finalize(r, job_id)
-    expires_at = pipeline.finalize(r, job_id, force=True)
+    with pytest.raises(finalize.ResultsPending):
+        finalize.finalize(r, job_id)
+    expires_at = finalize.finalize(r, job_id, force=True)
     assert expires_at is not None
     job = jobs.get_job(r, job_id)
     assert job is not None and (job.state, job.done, job.failed) == (JobState.COMPLETED, 1, 1)
@@ -122,14 +122,72 @@ def test_finalize_waits_for_missing_results_unless_forced(r: redis.Redis, result
         assert sorted(zf.namelist()) == ["masks/a.png", "overlays/a.png", "report.csv", "report.json"]
         with Image.open(io.BytesIO(zf.read("masks/a.png"))) as im:
             assert im.size == (4, 4)
-    assert pipeline.finalize(r, job_id, force=True) is None  # a late chord callback changes nothing
+    assert finalize.finalize(r, job_id, force=True) is None  # a late chord callback changes nothing
 
 
 def test_job_where_every_image_failed_ends_failed_without_archive(r: redis.Redis, results_dir: Path) -> None:
     job_id, folder = start(r, results_dir, {"bad.png": b"junk"})
     pipeline.process_image(r, job_id, "bad.png")
-    assert pipeline.finalize(r, job_id) is not None
+    assert finalize.finalize(r, job_id) is not None
     job = jobs.get_job(r, job_id)
     assert job is not None and (job.state, job.done, job.failed) == (JobState.FAILED, 0, 1)
     assert job.expires_at is not None  # its inputs are still deleted on time
     assert not folder.archive.exists()
+
+
+def test_a_batch_records_every_image_in_one_go(
+    r: redis.Redis,
+    results_dir: Path,
+    make_sar: Callable[..., np.ndarray],
+    encode: Callable[[np.ndarray, str], bytes],
+) -> None:
+    files = {"done.png": encode(make_sar(20, 30), "PNG"), "new.png": encode(make_sar(20, 30), "PNG")}
+    files["junk.png"] = b"junk"
+    job_id, folder = start(r, results_dir, files)
+    write_outputs(folder, "done.png", np.zeros((20, 30), np.uint8))
+    out = pipeline.process_images(r, job_id, ["done.png", "new.png", "junk.png", "stranger.png"])
+    assert [(o["name"], o["status"]) for o in out] == [
+        ("done.png", "ok"),
+        ("new.png", "failed"),
+        ("junk.png", "failed"),
+        ("stranger.png", "skipped"),
+    ]
+    assert "unreachable" in str(out[1]["error"]) and "cannot read image" in str(out[2]["error"])
+    job = jobs.get_job(r, job_id)
+    assert job is not None and (job.done, job.failed) == (1, 2)
+    # the finished image was not counted as started again; the others once each
+    assert jobs.deliveries(r, job_id, ["done.png", "new.png", "junk.png"]) == {
+        "done.png": 0,
+        "new.png": 1,
+        "junk.png": 1,
+    }
+
+
+def test_a_redelivered_batch_goes_one_by_one_and_gives_up_only_on_the_poison(
+    r: redis.Redis,
+    results_dir: Path,
+    make_sar: Callable[..., np.ndarray],
+    encode: Callable[[np.ndarray, str], bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    names = ["a.png", "poison.png", "c.png"]
+    job_id, _ = start(r, results_dir, {name: encode(make_sar(20, 30), "PNG") for name in names})
+    jobs.count_deliveries(r, job_id, names, ttl=TTL)  # first delivery: the worker died in the batch request
+    for _ in range(settings.MAX_DELIVERIES - 1):  # then died on the poison alone each time
+        jobs.count_delivery(r, job_id, "poison.png", ttl=TTL)
+    requests: list[list[str]] = []
+
+    def segment_batch(images: list[tuple[str, bytes]]) -> list[object]:
+        requests.append([name for name, _ in images])
+        raise AssertionError("a redelivered batch must not be sent as a batch")
+
+    def segment(data: bytes, filename: str) -> object:
+        requests.append([filename])
+        raise ml_client.MLServiceError("ML service unreachable (test)")
+
+    monkeypatch.setattr(ml_client, "segment_batch", segment_batch)
+    monkeypatch.setattr(ml_client, "segment", segment)
+    out = pipeline.process_images(r, job_id, names)
+    assert requests == [["a.png"], ["c.png"]]
+    assert "gave up after 3 attempts" in str(out[1]["error"])
+    assert [o["error"] for o in (out[0], out[2])] == ["ML service unreachable (test)"] * 2

@@ -62,6 +62,13 @@ def test_pipeline_bench_completes_a_job_and_prints_the_ratio_last(
     assert out.splitlines()[-1].startswith("ratio pipeline/bare model: ")
     assert 0 < figure(out, "ratio pipeline/bare model:") < 10
 
+    pipeline.main(["-n", "2", "--size", "64", "--api", stack.api_url, "--timeout", "120", "--rounds", "3"])
+    out = capsys.readouterr().out.strip()
+    assert out.count("bare model:") == 3 and out.count("pipeline (upload start to archive ready):") == 3
+    ratios = [float(r) for r in re.findall(r"[0-9.]+", out.splitlines()[-2].split(":", 1)[1])]
+    assert len(ratios) == 3
+    assert out.splitlines()[-1] == f"ratio pipeline/bare model (median of 3): {sorted(ratios)[1]:.3f}"
+
 
 def test_status_bench_gets_answers_from_every_poller(
     stack: Stack, capsys: pytest.CaptureFixture[str]

@@ -33,7 +33,9 @@ LONG_RETRIES = {"ML_RETRIES": "6", "ML_RETRY_BACKOFF_SECONDS": "0.5"}
 SHORT_RETRIES = {"ML_RETRIES": "2", "ML_RETRY_BACKOFF_SECONDS": "0.5"}
 # Unacked messages come back after 45 s (longer than any task here); a job not done 90 s after its upload
 # is closed by the sweeper, with the images it lacks failed; archives outlive the checks on a busy machine.
+# Chord members of two images: several members per job even for the small jobs here.
 FAILURE_SETTINGS = {
+    "IMAGES_PER_TASK": "2",
     "VISIBILITY_TIMEOUT_SECONDS": "45",
     "JOB_DEADLINE_SECONDS": "90",
     "ARCHIVE_TTL_SECONDS": "40",
@@ -155,7 +157,7 @@ def test_ml_down_at_job_start_and_back_within_the_retry_window(stack: DurableSta
 
 def test_ml_dead_for_good_mid_job_fails_the_rest_with_a_reason(stack: DurableStack) -> None:
     stack.use_worker(**SHORT_RETRIES)
-    total = 10
+    total = 12  # six chord members of two
     job = upload(stack, images("mid", total, size=256))
     wait_for_done(stack, job["job_id"], 2)
     stack.stop("ml", signal.SIGKILL)
@@ -165,16 +167,17 @@ def test_ml_dead_for_good_mid_job_fails_the_rest_with_a_reason(stack: DurableSta
     assert final["done"] >= 2 and final["failed"] >= 1 and final["done"] + final["failed"] == total
     errors = [e["error"] for e in final["errors"]]
     assert all(error.startswith("ML service unreachable") for error in errors), errors
-    # Only the images in flight when the service died (one per pool process) waited out the retry window;
-    # then each process knew the service was down and failed the others after one attempt each.
-    assert sum("gave up after 3 attempts" in error for error in errors) <= 2, errors
+    # Only the images in flight when the service died (one batch of two per pool process) waited out the
+    # retry window; then each process knew the service was down and failed the others after one attempt.
+    assert sum("gave up after 3 attempts" in error for error in errors) <= 2 * 2, errors
     assert_archive_matches(stack, final, job["user_hash"])
 
 
 def received_images(stack: Stack, job_id: str) -> set[str]:
     """Images of this job the worker has taken from the broker so far (its own log says which)."""
-    pattern = re.compile(rf"segment_image\[[^]]+\] received .*'args': \"\('{job_id}', '([^']+)'\)")
-    return set(pattern.findall(stack.log_tail("worker", lines=100_000)))
+    pattern = re.compile(rf"segment_images\[[^]]+\] received .*'args': \"\('{job_id}', \[([^]]*)\]\)")
+    groups = pattern.findall(stack.log_tail("worker", lines=100_000))
+    return {name for group in groups for name in re.findall(r"'([^']+)'", group)}
 
 
 def test_redis_restart_mid_job_503_meanwhile_and_every_job_completes(stack: DurableStack) -> None:

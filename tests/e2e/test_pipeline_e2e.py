@@ -153,7 +153,7 @@ def test_upload_segment_download_and_expire(stack: Stack, make_sar: MakeSar, enc
                 assert im.mode == "L" and im.size == (w, h), name
                 mask = np.asarray(im)
             with Image.open(io.BytesIO(archive.read(f"overlays/{out}"))) as im:
-                assert im.mode == "RGB" and im.size == (w, h), name
+                assert im.mode == "P" and im.size == (w, h), name  # palette: grey, and red-tinted oil
             assert set(np.unique(mask)) <= {0, 255}, name
             oil = int(np.count_nonzero(mask == 255))
             entry = by_name[name]

@@ -19,8 +19,9 @@ def decoded(png: bytes) -> tuple[str, np.ndarray]:
 
 
 def reference_overlay(gray: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The overlay by its definition, computed per pixel the slow way."""
-    rgb = np.repeat(gray[:, :, None], 3, axis=2).astype(np.float64)
+    """The overlay by its definition, computed per pixel the slow way: 128 grey levels, oil tinted red."""
+    level = ((gray // 2).astype(np.float64) * 255 / 127).round()
+    rgb = np.repeat(level[:, :, None], 3, axis=2).astype(np.float64)
     oil = mask == 255
     rgb[oil] = rgb[oil] * (1 - outputs.OVERLAY_ALPHA) + np.array([255.0, 0.0, 0.0]) * outputs.OVERLAY_ALPHA
     return rgb.round().astype(np.uint8)
@@ -43,18 +44,20 @@ def test_overlay_is_grey_rgb_with_oil_tinted_red() -> None:
     np.testing.assert_array_equal(overlay, reference_overlay(gray, mask))
     sea = overlay[mask == 0]
     assert (sea[:, 0] == sea[:, 1]).all() and (sea[:, 1] == sea[:, 2]).all()
+    assert np.abs(sea[:, 0].astype(int) - gray[mask == 0]).max() <= 2  # 7 bits of grey: within a level
     oil = overlay[mask == 255].astype(int)
     assert (oil[:, 0] >= oil[:, 1]).all()
 
 
 def test_overlay_png_is_rendered_in_bands_without_seams(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(outputs, "BAND_BYTES", 3 * 50 * 4)  # 4 rows a band: 26 bands for 101 rows
+    monkeypatch.setattr(outputs, "BAND_BYTES", 50 * 4)  # 4 rows a band: 26 bands for 101 rows
     rng = np.random.default_rng(2)
     gray = rng.integers(0, 256, size=(101, 50), dtype=np.uint8)
     mask = np.zeros_like(gray)
     mask[20:70, 10:30] = 255
-    mode, pixels = decoded(outputs.encode_overlay_png(gray, mask))
-    assert mode == "RGB"
+    with Image.open(io.BytesIO(outputs.encode_overlay_png(gray, mask))) as image:
+        assert (image.format, image.mode) == ("PNG", "P")  # one byte a pixel: a third of RGB's bytes
+        pixels = np.asarray(image.convert("RGB"))
     np.testing.assert_array_equal(pixels, reference_overlay(gray, mask))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import threading
 import time
 import zipfile
@@ -110,8 +111,8 @@ def test_overlay_comes_zipped_with_the_same_mask(client: TestClient, scene: Scen
         mask_png, overlay_png = zf.read("mask.png"), zf.read("overlay.png")
     with Image.open(io.BytesIO(mask_png)) as mask, Image.open(io.BytesIO(overlay_png)) as overlay:
         np.testing.assert_array_equal(np.asarray(mask), alone)
-        assert (overlay.mode, overlay.size) == ("RGB", (333, 190))
-        np.testing.assert_array_equal(np.asarray(overlay), overlay_rgb(image, alone))
+        assert (overlay.mode, overlay.size) == ("P", (333, 190))
+        np.testing.assert_array_equal(np.asarray(overlay.convert("RGB")), overlay_rgb(image, alone))
 
 
 @pytest.mark.parametrize(
@@ -194,3 +195,51 @@ def test_inference_does_not_block_the_event_loop(client: TestClient, scene: Scen
     worker.join(timeout=60)
     assert done.is_set()
     assert answered_during_inference, "/health waited for the segmentation to finish"
+
+
+def post_batch(client: TestClient, files: list[tuple[str, bytes]], overlay: bool = True) -> httpx.Response:
+    parts = [("files", (name, data, "application/octet-stream")) for name, data in files]
+    return client.post("/segment/batch", params={"overlay": str(overlay).lower()}, files=parts)
+
+
+def test_batch_gives_each_image_the_mask_it_gets_alone(
+    client: TestClient, scene: Scene, encoder: Encoder
+) -> None:
+    images = [scene(256, 256, seed=7)[0], scene(61, 97, seed=8)[0], scene(300, 410, seed=9)[0]]
+    files = [(f"img{i}.png", encoder(image)) for i, image in enumerate(images)]
+    files.insert(1, ("broken.png", encoder(images[0])[:300]))
+    response = post_batch(client, files)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(response.content)) as zf:
+        result = json.loads(zf.read("results.json"))
+        assert result["model_version"] == response.headers["X-Model-Version"]
+        items = result["images"]
+        assert [(i["index"], i["filename"], i["status"]) for i in items] == [
+            (0, "img0.png", "ok"),
+            (1, "broken.png", "error"),
+            (2, "img1.png", "ok"),
+            (3, "img2.png", "ok"),
+        ]
+        assert items[1]["status_code"] == 400 and "truncated" in items[1]["detail"]
+        assert "1/mask.png" not in zf.namelist()
+        for item, image in zip([items[0], items[2], items[3]], images, strict=True):
+            alone = mask_of(post(client, encoder(image)))
+            with Image.open(io.BytesIO(zf.read(f"{item['index']}/mask.png"))) as mask:
+                np.testing.assert_array_equal(np.asarray(mask), alone)
+            with Image.open(io.BytesIO(zf.read(f"{item['index']}/overlay.png"))) as overlay:
+                assert (overlay.mode, overlay.size) == ("P", alone.shape[::-1])
+            assert (item["height"], item["width"]) == alone.shape
+            assert item["oil_fraction"] == pytest.approx((alone == 255).mean(), abs=1e-6)
+
+
+def test_batch_limits(scene: Scene, encoder: Encoder) -> None:
+    data = encoder(scene(32, 32)[0])
+    with TestClient(create_app(Settings(MAX_BATCH_IMAGES=3))) as small:
+        too_many = post_batch(small, [(f"{i}.png", data) for i in range(4)])
+        assert too_many.status_code == 413 and "over the limit of 3" in too_many.json()["detail"]
+        none = small.post("/segment/batch", data={"other": "x"})
+        assert none.status_code == 422 and "files" in none.json()["detail"]
+        without_overlay = post_batch(small, [("a.png", data)] * 3, overlay=False)
+        with zipfile.ZipFile(io.BytesIO(without_overlay.content)) as zf:
+            assert sorted(zf.namelist()) == ["0/mask.png", "1/mask.png", "2/mask.png", "results.json"]

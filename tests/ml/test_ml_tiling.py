@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ml.inference import (
+    Segmenter,
     blend_window,
     pad_to_tile,
     sliding_window,
+    sliding_window_many,
     tile_positions,
     tile_starts,
     to_mask,
@@ -86,6 +90,41 @@ def test_identity_model_reproduces_the_image(shape: tuple[int, int], batch_size:
     assert sum(s[0] for s in seen) == len(list(tile_positions(*padded, 256, 32)))
 
 
+def test_many_images_share_batches_and_match_one_by_one() -> None:
+    """Batches are filled across images (fewer model runs), and each map equals the single-image one."""
+    rng = np.random.default_rng(5)
+    shapes = [(256, 256), (40, 90), (300, 520), (9, 9)]
+    images = [rng.integers(0, 256, size=s, dtype=np.uint8) for s in shapes]
+    calls: list[int] = []
+
+    def scaled(batch: np.ndarray) -> np.ndarray:
+        calls.append(len(batch))
+        return batch * np.float32(0.5) + np.float32(0.1)
+
+    maps = list(sliding_window_many(images, scaled, tile=256, overlap=32, batch_size=4))
+    assert [m.shape for m in maps] == [im.shape for im in images]
+    tiles = 1 + 1 + len(list(tile_positions(300, 520, 256, 32))) + 1
+    assert calls == [4] * (tiles // 4) + ([tiles % 4] if tiles % 4 else [])
+    for image, prob in zip(images, maps, strict=True):
+        np.testing.assert_allclose(prob, sliding_window(image, scaled, batch_size=1), atol=1e-6)
+
+
+def test_many_images_are_read_lazily_and_yielded_early() -> None:
+    """An image is taken from the iterable only when its tiles are due: a long batch stays bounded."""
+    taken = 0
+
+    def images() -> Iterator[np.ndarray]:
+        nonlocal taken
+        for _ in range(10):
+            taken += 1
+            yield np.zeros((256, 256), np.uint8)
+
+    maps = sliding_window_many(images(), identity, tile=256, overlap=32, batch_size=2)
+    next(maps)
+    assert taken == 2
+    assert len(list(maps)) == 9
+
+
 def test_blending_leaves_no_seams() -> None:
     """A model whose answer jumps from tile to tile still yields a smooth map: no step at tile borders."""
     image = np.zeros((700, 900), np.uint8)
@@ -111,3 +150,28 @@ def test_to_mask_thresholds_at_one_half() -> None:
     prob = np.array([[0.0, 0.4999], [0.5, 1.0]], np.float32)
     np.testing.assert_array_equal(to_mask(prob), [[0, 0], [255, 255]])
     assert to_mask(prob).dtype == np.uint8
+
+
+def test_segmenter_runs_single_tiles_while_another_segmentation_runs() -> None:
+    segmenter = Segmenter(batch_size=4)
+    sizes: list[int] = []
+    real_predict = segmenter.predict
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        sizes.append(len(batch))
+        return real_predict(batch)
+
+    segmenter.predict = predict  # type: ignore[method-assign]
+    image = np.zeros((256, 256), np.uint8)
+    list(segmenter.segment_many([image] * 4))
+    assert sizes == [4]  # alone: the full batch
+    sizes.clear()
+    other = segmenter.probabilities_many([image] * 3)
+    next(other)  # a second segmentation is now running
+    list(segmenter.segment_many([image] * 4))
+    assert sizes[-4:] == [1, 1, 1, 1]
+    list(other)
+    sizes.clear()
+    segmenter.segment(image)
+    list(segmenter.segment_many([image] * 2))
+    assert sizes == [1, 2]  # the other one has finished: full batches again

@@ -94,7 +94,8 @@ def _start_job(redis: jobs.Redis, settings: Settings, user_hash: str, extraction
     )
     job_event("uploaded", job_id, user_hash=user_hash, images=len(outputs), skipped=len(extraction.skipped))
     try:
-        tasks.launch_job(job_id, sorted(outputs))
+        sizes = {image.name: image.path.stat().st_size for image in extraction.images}
+        tasks.launch_job(job_id, {name: sizes[name] for name in sorted(outputs)})
     except BaseException:
         jobs.delete_job(redis, job_id, user_hash)
         raise

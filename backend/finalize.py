@@ -1,0 +1,107 @@
+"""The chord callback, as a plain function: archive a job once every image has a result, and close it.
+
+Idempotent and safe to race: a lock lets one caller archive, and the job's state moves on by compare-and-set,
+so a duplicate callback or the sweeper's re-drive changes nothing once the job is closed.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from backend import jobs, metrics, pipeline
+from backend.core.config import settings
+from backend.core.logging import job_event
+from backend.report import write_archive
+from backend.schemas import JobState, Report
+from backend.storage import user_dir
+
+
+class ResultsPending(Exception):
+    """The chord callback ran while some images have no result yet (a duplicate delivery fired it early)."""
+
+
+def finalize(r: jobs.Redis, job_id: str, *, force: bool = False) -> float | None:
+    """Write the archive and close the job; returns expires_at when this call closed it, else None.
+
+    Without `force`, raises ResultsPending if images lack a result; with it (the sweeper, past the deadline)
+    those images are recorded as failed and the job closes with what it has.
+    """
+    job = jobs.get_job(r, job_id)
+    if job is None or not job.active:
+        return None
+    lock = f"finalize:{job_id}"
+    if not jobs.acquire_lock(r, lock, ttl=600):
+        return None
+    try:
+        return _finalize_locked(r, job, force=force)
+    finally:
+        jobs.release_lock(r, lock)
+
+
+def _finalize_locked(r: jobs.Redis, job: jobs.Job, *, force: bool) -> float | None:
+    folder = user_dir(settings.RESULTS_DIR, job.user_hash)
+    outputs = jobs.inputs(r, job.job_id)
+    results = jobs.results(r, job.job_id)
+    missing = sorted(outputs.keys() - results.keys())
+    if missing and not force:
+        raise ResultsPending(f"{len(missing)} images have no result yet")
+    changed = [
+        pipeline.failed_result(name, outputs[name], "not processed before the job deadline")
+        for name in missing
+    ]
+    changed += [
+        pipeline.failed_result(name, res.output, "mask file disappeared before archiving")
+        for name, res in results.items()
+        if res.status == "ok" and not folder.mask_path(res.output).is_file()
+    ]
+    for result in changed:
+        results[result.name] = result
+        jobs.record_result(
+            r,
+            job.job_id,
+            result,
+            model_version=None,
+            user_hash=job.user_hash,
+            ttl=settings.JOB_RECORD_TTL_SECONDS,
+        )
+    if not jobs.transition(
+        r, job.job_id, JobState.ARCHIVING, [JobState.QUEUED, JobState.PROCESSING, JobState.ARCHIVING]
+    ):
+        return None
+    images = [results[name] for name in sorted(results)]
+    done = sum(res.status == "ok" for res in images)
+    now = time.time()
+    if done:
+        report = Report(
+            job_id=job.job_id,
+            model_version=job.model_version,
+            created_at=datetime.fromtimestamp(job.created_at, UTC),
+            finished_at=datetime.fromtimestamp(now, UTC),
+            total=len(images),
+            done=done,
+            failed=len(images) - done,
+            images=images,
+        )
+        write_archive(folder, report)
+        metrics.add_archive_bytes(r, folder.archive.stat().st_size)
+    state = JobState.COMPLETED if done else JobState.FAILED
+    expires_at = jobs.finish(
+        r,
+        job.job_id,
+        job.user_hash,
+        state,
+        now=now,
+        archive_ttl=settings.ARCHIVE_TTL_SECONDS,
+        record_ttl=settings.JOB_RECORD_TTL_SECONDS,
+    )
+    if expires_at is not None:
+        metrics.count_job(r, state)
+        job_event(
+            "archived" if done else "failed",
+            job.job_id,
+            done=done,
+            failed=len(images) - done,
+            expires_at=datetime.fromtimestamp(expires_at, UTC).isoformat(),
+        )
+    return expires_at

@@ -1,0 +1,21 @@
+"""How a job's images are grouped into chord members."""
+
+from __future__ import annotations
+
+from backend.tasks import plan_batches
+
+
+def test_plan_batches_groups_tiles_sends_scenes_alone_and_splits_small_jobs() -> None:
+    tiles = {f"t{i:02d}.png": 60_000 for i in range(40)}
+    groups = plan_batches(tiles, per_task=16, max_bytes=16 << 20, workers=2)
+    assert [len(g) for g in groups] == [16, 16, 8]
+    assert [name for group in groups for name in group] == list(tiles)  # order kept, nothing lost
+    scenes = {"big1.tif": 20 << 20, "s1.png": 1 << 20, "s2.png": 1 << 20, "big2.tif": 15 << 20}
+    assert plan_batches(scenes, per_task=16, max_bytes=16 << 20, workers=2) == [
+        ["big1.tif"],
+        ["s1.png", "s2.png"],
+        ["big2.tif"],
+    ]
+    few = {f"{i}.png": 1 for i in range(5)}
+    assert [len(g) for g in plan_batches(few, per_task=16, max_bytes=1 << 20, workers=2)] == [3, 2]
+    assert plan_batches({}, per_task=16, max_bytes=1, workers=2) == []
