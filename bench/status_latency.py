@@ -82,7 +82,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pollers", type=int, default=50)
     p.add_argument("--interval", type=float, default=0.25, help="seconds between one poller's requests")
     p.add_argument("--seconds", type=float, default=10.0, help="how long to poll")
-    p.add_argument("--images", type=int, default=100, help="tiles in the job that keeps the stack busy")
+    p.add_argument(
+        "--images",
+        type=int,
+        default=1000,
+        help="tiles in the job that keeps the stack busy (it must outlast --seconds)",
+    )
     p.add_argument("--api", metavar="URL", help="use a running stack's API instead of starting one")
     args = p.parse_args(argv)
 
