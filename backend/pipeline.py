@@ -102,8 +102,8 @@ class Batch:
                 sendable[name] = _read_input(self.folder.input_path(name))
             except ValueError as exc:
                 self.results[name] = failed_result(name, output, str(exc))
-        if sendable:
-            self._segment(sendable)
+        for request in split_by_pixels(sendable, settings.REQUEST_MAX_PIXELS):
+            self._segment(request)
 
     def _segment(self, inputs: dict[str, tuple[bytes, tuple[int, int]]]) -> None:
         started = time.perf_counter()
@@ -161,6 +161,28 @@ class Batch:
                 )
             else:
                 job_event("image_failed", self.job.job_id, image=res.name, error=res.error)
+
+
+def split_by_pixels(
+    inputs: dict[str, tuple[bytes, tuple[int, int]]], budget: int
+) -> list[dict[str, tuple[bytes, tuple[int, int]]]]:
+    """Consecutive groups of `inputs` of at most `budget` pixels each (an image over it goes alone).
+
+    A request's time grows with its pixels, not its bytes: sixteen well-compressed large scenes in one request
+    would outlast ML_TIMEOUT_SECONDS where each alone would not.
+    """
+    groups: list[dict[str, tuple[bytes, tuple[int, int]]]] = []
+    group: dict[str, tuple[bytes, tuple[int, int]]] = {}
+    pixels = 0
+    for name, (data, (width, height)) in inputs.items():
+        if group and pixels + width * height > budget:
+            groups.append(group)
+            group, pixels = {}, 0
+        group[name] = (data, (width, height))
+        pixels += width * height
+    if group:
+        groups.append(group)
+    return groups
 
 
 def _segment_alone(data: bytes, filename: str) -> ml_client.Segmentation | ml_client.MLServiceError:

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     IMAGES_PER_TASK: int = Field(16, ge=1)
     # A chord member is closed before its input files pass this size, so large scenes go one per task.
     TASK_MAX_MB: int = Field(16, ge=1)
+    # A member's images go to the ML service in requests of at most this many pixels (one larger image alone):
+    # a request's time grows with its pixels, and each request must finish within ML_TIMEOUT_SECONDS.
+    REQUEST_MAX_PIXELS: int = Field(32_000_000, ge=1)
     # Added to the worker's nice value (pool children inherit it): status polls and uploads run first.
     WORKER_NICE: int = Field(10, ge=0, le=19)
     ML_TIMEOUT_SECONDS: float = Field(120.0, gt=0)

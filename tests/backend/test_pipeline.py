@@ -191,3 +191,40 @@ def test_a_redelivered_batch_goes_one_by_one_and_gives_up_only_on_the_poison(
     assert requests == [["a.png"], ["c.png"]]
     assert "gave up after 3 attempts" in str(out[1]["error"])
     assert [o["error"] for o in (out[0], out[2])] == ["ML service unreachable (test)"] * 2
+
+
+def test_requests_are_split_by_pixels_so_none_outlasts_the_timeout() -> None:
+    def image(width: int, height: int) -> tuple[bytes, tuple[int, int]]:
+        return b"", (width, height)
+
+    inputs = {"a": image(100, 100), "b": image(100, 100), "huge": image(1000, 1000), "c": image(50, 50)}
+    groups = pipeline.split_by_pixels(inputs, budget=25_000)
+    assert [list(group) for group in groups] == [["a", "b"], ["huge"], ["c"]]
+    assert pipeline.split_by_pixels({}, budget=1) == []
+
+
+def test_a_member_of_large_images_is_sent_in_several_requests(
+    r: redis.Redis,
+    results_dir: Path,
+    make_sar: Callable[..., np.ndarray],
+    encode: Callable[[np.ndarray, str], bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    names = [f"{i}.png" for i in range(5)]
+    job_id, _ = start(r, results_dir, {name: encode(make_sar(20, 30), "PNG") for name in names})
+    monkeypatch.setattr(settings, "REQUEST_MAX_PIXELS", 2 * 20 * 30)
+    requests: list[list[str]] = []
+
+    def segment_batch(images: list[tuple[str, bytes]]) -> list[object]:
+        requests.append([name for name, _ in images])
+        return [ml_client.MLServiceError("down (test)")] * len(images)
+
+    def segment(data: bytes, filename: str) -> object:
+        requests.append([filename])
+        raise ml_client.MLServiceError("down (test)")
+
+    monkeypatch.setattr(ml_client, "segment_batch", segment_batch)
+    monkeypatch.setattr(ml_client, "segment", segment)
+    out = pipeline.process_images(r, job_id, names)
+    assert requests == [["0.png", "1.png"], ["2.png", "3.png"], ["4.png"]]
+    assert {o["error"] for o in out} == {"down (test)"}
