@@ -21,6 +21,8 @@ from backend.storage import UserDir, user_dir
 
 log = logging.getLogger(__name__)
 
+Input = tuple[bytes, tuple[int, int]]  # an uploaded file's bytes and its (width, height)
+
 
 def process_image(r: jobs.Redis, job_id: str, name: str) -> dict[str, object]:
     """One image of a job (see process_images)."""
@@ -28,9 +30,9 @@ def process_image(r: jobs.Redis, job_id: str, name: str) -> dict[str, object]:
 
 
 def process_images(r: jobs.Redis, job_id: str, names: list[str]) -> list[dict[str, object]]:
-    """Segment a chord member's images and record their outcomes; never raises for a bad image or a dead
-    ML service. Returns one small dict per name (chord results travel in one message): name, status, error.
+    """Segment a chord member's images and record the outcomes; never raises for a bad image or dead service.
 
+    Returns one small dict per name (chord results travel in one message): name, status, error.
     On a first delivery the images go to the ML service in one batch request. A redelivered member (a
     worker died on it) goes one image at a time, each counted just before it is tried, so an image that
     kills the worker is given up after MAX_DELIVERIES without taking its batch-mates with it.
@@ -87,7 +89,7 @@ class Batch:
     def run(self, names: list[str]) -> None:
         """Count a delivery of `names`, then segment those under the limit in one ML request."""
         counts = jobs.count_deliveries(self.r, self.job.job_id, names, ttl=settings.JOB_RECORD_TTL_SECONDS)
-        sendable: dict[str, tuple[bytes, tuple[int, int]]] = {}
+        sendable: dict[str, Input] = {}
         for name in names:
             output = self.outputs[name]
             if counts[name] > settings.MAX_DELIVERIES:
@@ -105,7 +107,7 @@ class Batch:
         for request in split_by_pixels(sendable, settings.REQUEST_MAX_PIXELS):
             self._segment(request)
 
-    def _segment(self, inputs: dict[str, tuple[bytes, tuple[int, int]]]) -> None:
+    def _segment(self, inputs: dict[str, Input]) -> None:
         started = time.perf_counter()
         names = list(inputs)
         files = [(PurePosixPath(name).name, data) for name, (data, _) in inputs.items()]
@@ -163,16 +165,14 @@ class Batch:
                 job_event("image_failed", self.job.job_id, image=res.name, error=res.error)
 
 
-def split_by_pixels(
-    inputs: dict[str, tuple[bytes, tuple[int, int]]], budget: int
-) -> list[dict[str, tuple[bytes, tuple[int, int]]]]:
+def split_by_pixels(inputs: dict[str, Input], budget: int) -> list[dict[str, Input]]:
     """Consecutive groups of `inputs` of at most `budget` pixels each (an image over it goes alone).
 
     A request's time grows with its pixels, not its bytes: sixteen well-compressed large scenes in one request
     would outlast ML_TIMEOUT_SECONDS where each alone would not.
     """
-    groups: list[dict[str, tuple[bytes, tuple[int, int]]]] = []
-    group: dict[str, tuple[bytes, tuple[int, int]]] = {}
+    groups: list[dict[str, Input]] = []
+    group: dict[str, Input] = {}
     pixels = 0
     for name, (data, (width, height)) in inputs.items():
         if group and pixels + width * height > budget:
@@ -192,7 +192,7 @@ def _segment_alone(data: bytes, filename: str) -> ml_client.Segmentation | ml_cl
         return exc
 
 
-def _read_input(source: Path) -> tuple[bytes, tuple[int, int]]:
+def _read_input(source: Path) -> Input:
     """The uploaded file's bytes and (width, height); ValueError if it cannot be sent to the service.
 
     One open: the header is parsed (no pixel decoded) and the size checked before the bytes are read.
