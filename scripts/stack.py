@@ -1,7 +1,9 @@
 """Run the whole stack in the foreground: Redis (embedded if needed), ML service, worker, beat and API.
 
-`make run` calls this. Ctrl-C (SIGINT) or SIGTERM stops every child; if any child dies on its own, the
-rest are stopped too, so the stack never limps along half-alive.
+`make run` calls this. Ctrl-C (SIGINT) or SIGTERM stops every child. A child that dies on its own is started
+again, like a service manager would (Celery's Redis transport can crash the worker's main process when the
+broker connection drops at the wrong moment); one that dies RESTART_LIMIT times within RESTART_WINDOW_SECONDS
+is crashing, not hiccupping, so then the whole stack stops rather than limp along half-alive.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from backend.core.config import settings
 
 ROOT = Path(__file__).resolve().parents[1]
 VAR = ROOT / "var"
+RESTART_LIMIT = 5
+RESTART_WINDOW_SECONDS = 60.0
 
 
 @dataclass
@@ -31,6 +35,19 @@ class Child:
     name: str
     argv: list[str]
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    exits: list[float] = field(default_factory=list, repr=False)  # monotonic times of unexpected exits
+
+    def start(self, env: dict[str, str]) -> None:
+        # Own process group: Ctrl-C reaches only the supervisor, which stops the children in order.
+        self.proc = subprocess.Popen(
+            self.argv, cwd=ROOT, env=env, start_new_session=True, preexec_fn=_die_with_parent
+        )
+        print(f"[stack] started {self.name} (pid {self.proc.pid})", flush=True)
+
+    def may_restart(self, now: float) -> bool:
+        """Record an unexpected exit; False once it has happened RESTART_LIMIT times within the window."""
+        self.exits = [t for t in self.exits if now - t < RESTART_WINDOW_SECONDS] + [now]
+        return len(self.exits) < RESTART_LIMIT
 
 
 def _die_with_parent() -> None:
@@ -187,11 +204,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         for c in children:
-            # Own process group: Ctrl-C reaches only us, and we stop the children in order.
-            c.proc = subprocess.Popen(
-                c.argv, cwd=ROOT, env=env, start_new_session=True, preexec_fn=_die_with_parent
-            )
-            print(f"[stack] started {c.name} (pid {c.proc.pid})", flush=True)
+            c.start(env)
             if c.name == "redis":
                 for _ in range(50):
                     if redis_reachable(redis_url):
@@ -207,12 +220,17 @@ def main() -> int:
             )
         while not stopping:
             for c in children:
-                if c.proc and c.proc.poll() is not None:
+                if stopping or not c.proc or c.proc.poll() is None:
+                    continue
+                if not c.may_restart(time.monotonic()):
                     print(
-                        f"[stack] {c.name} exited with code {c.proc.returncode}; stopping the stack",
+                        f"[stack] {c.name} exited with code {c.proc.returncode}, {RESTART_LIMIT} times "
+                        f"within {RESTART_WINDOW_SECONDS:.0f} s; stopping the stack",
                         flush=True,
                     )
                     return 1
+                print(f"[stack] {c.name} exited with code {c.proc.returncode}; restarting it", flush=True)
+                c.start(env)
             time.sleep(0.5)
         print("[stack] stopping...", flush=True)
         return 0
