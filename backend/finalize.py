@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from backend import jobs, metrics, pipeline
+from backend import jobs, metrics, parts, pipeline
 from backend.core.config import settings
 from backend.core.logging import job_event
 from backend.report import write_archive
 from backend.schemas import JobState, Report
-from backend.storage import user_dir
+from backend.storage import UserDir, user_dir
 
 
 class ResultsPending(Exception):
@@ -43,6 +43,7 @@ def _finalize_locked(r: jobs.Redis, job: jobs.Job, *, force: bool) -> float | No
     folder = user_dir(settings.RESULTS_DIR, job.user_hash)
     outputs = jobs.inputs(r, job.job_id)
     results = jobs.results(r, job.job_id)
+    stored = jobs.parts(r, job.job_id)
     missing = sorted(outputs.keys() - results.keys())
     if missing and not force:
         raise ResultsPending(f"{len(missing)} images have no result yet")
@@ -50,10 +51,12 @@ def _finalize_locked(r: jobs.Redis, job: jobs.Job, *, force: bool) -> float | No
         pipeline.failed_result(name, outputs[name], "not processed before the job deadline")
         for name in missing
     ]
+    ok = [res.output for res in results.values() if res.status == "ok"]
+    lost = _lost_outputs(folder, {out: stored.get(out) for out in ok})
     changed += [
-        pipeline.failed_result(name, res.output, "mask file disappeared before archiving")
+        pipeline.failed_result(name, res.output, "result files disappeared before archiving")
         for name, res in results.items()
-        if res.status == "ok" and not folder.mask_path(res.output).is_file()
+        if res.status == "ok" and res.output in lost
     ]
     for result in changed:
         results[result.name] = result
@@ -83,7 +86,7 @@ def _finalize_locked(r: jobs.Redis, job: jobs.Job, *, force: bool) -> float | No
             failed=len(images) - done,
             images=images,
         )
-        write_archive(folder, report)
+        write_archive(folder, report, stored)
         metrics.add_archive_bytes(r, folder.archive.stat().st_size)
     state = JobState.COMPLETED if done else JobState.FAILED
     expires_at = jobs.finish(
@@ -105,3 +108,21 @@ def _finalize_locked(r: jobs.Redis, job: jobs.Job, *, force: bool) -> float | No
             expires_at=datetime.fromtimestamp(expires_at, UTC).isoformat(),
         )
     return expires_at
+
+
+def _lost_outputs(folder: UserDir, located: dict[str, str | None]) -> set[str]:
+    """The outputs whose part is unknown, missing or lacks their files (checked once per part)."""
+    by_part: dict[str, list[str]] = {}
+    lost = {out for out, part in located.items() if part is None}
+    for out, part in located.items():
+        if part is not None:
+            by_part.setdefault(part, []).append(out)
+    for part, outs in by_part.items():
+        try:
+            path = folder.part_path(part)
+        except ValueError:
+            lost.update(outs)
+            continue
+        if not parts.complete(path, outs):
+            lost.update(outs)
+    return lost

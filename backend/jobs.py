@@ -5,6 +5,7 @@ answering 410 rather than 404 for a week):
   job:<id>             hash   job_id, user_hash, state, total, model_version, created/finished/expires_at
   job:<id>:inputs      hash   input name -> output name
   job:<id>:results     hash   input name -> ImageResult JSON
+  job:<id>:parts       hash   output name -> id of the part holding its mask and overlay (backend.parts)
   job:<id>:done/failed set    input names (SADD/SCARD: a redelivered task cannot count twice)
   job:<id>:deliveries  hash   input name -> times a worker started it
   user:<hash>          string job id
@@ -30,7 +31,7 @@ PREFIX = "oilspill:"
 EXPIRY_INDEX = f"{PREFIX}expiry"
 ACTIVE_INDEX = f"{PREFIX}active"
 CREATED_INDEX = f"{PREFIX}created"
-_JOB_SUFFIXES = ("", ":inputs", ":results", ":done", ":failed", ":deliveries")
+_JOB_SUFFIXES = ("", ":inputs", ":results", ":parts", ":done", ":failed", ":deliveries")
 
 Redis = redis.Redis
 RETRY_INTERVAL_SECONDS = 0.5
@@ -194,6 +195,25 @@ def results(r: Redis, job_id: str) -> dict[str, ImageResult]:
     return {name: ImageResult.model_validate_json(value) for name, value in raw.items()}
 
 
+def recorded(r: Redis, job_id: str, names: list[str]) -> dict[str, ImageResult]:
+    """The results already recorded for those of `names` that have one (one round trip)."""
+    raw: list[str | None] = r.hmget(_job_key(job_id, ":results"), names) if names else []
+    return {
+        name: ImageResult.model_validate_json(value)
+        for name, value in zip(names, raw, strict=True)
+        if value is not None
+    }
+
+
+def parts(r: Redis, job_id: str, outputs: list[str] | None = None) -> dict[str, str]:
+    """output name -> part id, for all outputs with a stored part or only those of `outputs`."""
+    if outputs is None:
+        found: dict[str, str] = r.hgetall(_job_key(job_id, ":parts"))
+        return found
+    ids: list[str | None] = r.hmget(_job_key(job_id, ":parts"), outputs) if outputs else []
+    return {out: part for out, part in zip(outputs, ids, strict=True) if part is not None}
+
+
 def errors(r: Redis, job_id: str) -> dict[str, str]:
     """name -> error of every failed image.
 
@@ -244,12 +264,15 @@ def record_results(
     model_version: str | None,
     user_hash: str,
     ttl: int,
+    parts: Mapping[str, str] | None = None,
 ) -> None:
-    """Store several images' outcomes in one transaction (see record_result)."""
+    """Store several images' outcomes and the parts (output -> part id) of the ok ones in one transaction."""
     ok, failed = _job_key(job_id, ":done"), _job_key(job_id, ":failed")
     pipe = r.pipeline()
     if results:
         pipe.hset(_job_key(job_id, ":results"), mapping={res.name: res.model_dump_json() for res in results})
+    if parts:
+        pipe.hset(_job_key(job_id, ":parts"), mapping=dict(parts))
     for result in results:
         pipe.sadd(ok if result.status == "ok" else failed, result.name)
         pipe.srem(failed if result.status == "ok" else ok, result.name)

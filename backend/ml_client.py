@@ -51,6 +51,7 @@ class Segmentation(BaseModel):
     overlay_png: bytes
     oil_fraction: float
     model_version: str | None
+    oil_pixels: int | None = None  # the service's count; None if it did not send one
 
 
 def get_client() -> httpx.Client:
@@ -116,7 +117,12 @@ def segment(data: bytes, filename: str) -> Segmentation:
         overlay_png=overlay_png,
         oil_fraction=float(response.headers.get("X-Oil-Fraction", "nan")),
         model_version=response.headers.get("X-Model-Version"),
+        oil_pixels=_int_or_none(response.headers.get("X-Oil-Pixels")),
     )
+
+
+def _int_or_none(value: str | None) -> int | None:
+    return int(value) if value is not None and value.isdigit() else None
 
 
 def segment_batch(images: Sequence[tuple[str, bytes]]) -> list[Segmentation | MLServiceError]:
@@ -145,6 +151,7 @@ def segment_batch(images: Sequence[tuple[str, bytes]]) -> list[Segmentation | ML
                         overlay_png=zf.read(f"{item.index}/overlay.png"),
                         oil_fraction=item.oil_fraction if item.oil_fraction is not None else float("nan"),
                         model_version=result.model_version,
+                        oil_pixels=item.oil_pixels,
                     )
                 )
             return outcomes

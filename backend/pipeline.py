@@ -1,7 +1,8 @@
 """What a chord member does, as plain functions of (redis, ids): segment a batch of a job's images.
 
 Idempotent, because with acks_late a message can be delivered again after a worker dies: an image whose
-mask and overlay exist is not segmented again, and the done/failed sets count each name once.
+result is recorded and whose part (backend.parts) is on disk is not segmented again, and the done/failed
+sets count each name once.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ import logging
 import time
 from pathlib import Path, PurePosixPath
 
-import numpy as np
 from PIL import Image
 
-from backend import imaging, jobs, metrics, ml_client
+from backend import imaging, jobs, metrics, ml_client, parts
 from backend.core.config import settings
 from backend.core.logging import job_event
 from backend.schemas import ImageResult, JobState
@@ -72,18 +72,22 @@ class Batch:
     def __init__(self, r: jobs.Redis, job: jobs.Job, folder: UserDir, outputs: dict[str, str]) -> None:
         self.r, self.job, self.folder, self.outputs = r, job, folder, outputs
         self.results: dict[str, ImageResult] = {}
+        self.parts: dict[str, str] = {}  # output name -> part id, for the ok images
         self.version: str | None = None
         self.seconds: list[float] = []  # per segmented image: its share of its request's time
 
     def reuse_existing(self) -> list[str]:
-        """Record the images an earlier delivery finished (both files written); the names still to do."""
+        """Keep what an earlier delivery finished (recorded ok, its part on disk); the names still to do."""
+        recorded = jobs.recorded(self.r, self.job.job_id, list(self.outputs))
+        ok = [self.outputs[name] for name, res in recorded.items() if res.status == "ok"]
+        stored = jobs.parts(self.r, self.job.job_id, ok) if ok else {}
         todo = []
         for name, output in self.outputs.items():
-            existing = _existing_result(self.folder, name, output)
-            if existing is None:
-                todo.append(name)
+            part = stored.get(output)
+            if part is not None and name in recorded and _part_exists(self.folder, part):
+                self.results[name], self.parts[output] = recorded[name], part
             else:
-                self.results[name] = existing
+                todo.append(name)
         return todo
 
     def run(self, names: list[str]) -> None:
@@ -108,6 +112,7 @@ class Batch:
             self._segment(request)
 
     def _segment(self, inputs: dict[str, Input]) -> None:
+        """One ML request; its images' masks and overlays are stored together as one part."""
         started = time.perf_counter()
         names = list(inputs)
         files = [(PurePosixPath(name).name, data) for name, (data, _) in inputs.items()]
@@ -127,18 +132,33 @@ class Batch:
                 )
                 outcomes = [_segment_alone(data, filename) for filename, data in files]
         share = (time.perf_counter() - started) / len(files)
+        checked: dict[str, tuple[ImageResult, parts.Outputs]] = {}
         for name, outcome in zip(names, outcomes, strict=True):
             output = self.outputs[name]
             if isinstance(outcome, ml_client.MLServiceError):
                 self.results[name] = failed_result(name, output, outcome.detail)
                 continue
             try:
-                self.results[name] = _store(self.folder, name, output, inputs[name][1], outcome)
+                checked[name] = _check(name, output, inputs[name][1], outcome)
             except ValueError as exc:
                 self.results[name] = failed_result(name, output, str(exc))
                 continue
             self.version = outcome.model_version or self.version
-            self.seconds.append(share)
+        if checked:
+            self._store(parts.part_id(names), checked, share)
+
+    def _store(self, part: str, checked: dict[str, tuple[ImageResult, parts.Outputs]], share: float) -> None:
+        try:
+            parts.write_part(self.folder.part_path(part), (files for _, files in checked.values()))
+        except OSError as exc:
+            log.error("job %s: cannot write result part %s: %s", self.job.job_id, part, exc)
+            for name, (result, _) in checked.items():
+                self.results[name] = failed_result(name, result.output, f"cannot store the results: {exc}")
+            return
+        for name, (result, _) in checked.items():
+            self.results[name] = result
+            self.parts[result.output] = part
+        self.seconds.extend([share] * len(checked))
 
     def record(self) -> None:
         """All outcomes in one Redis transaction, the metrics in one more, one log line per image."""
@@ -150,6 +170,7 @@ class Batch:
             model_version=self.version,
             user_hash=self.job.user_hash,
             ttl=settings.JOB_RECORD_TTL_SECONDS,
+            parts=self.parts,
         )
         ok = sum(res.status == "ok" for res in results)
         metrics.record_images(self.r, {"ok": ok, "failed": len(results) - ok}, self.seconds)
@@ -211,15 +232,14 @@ def _read_input(source: Path) -> Input:
         raise ValueError(f"cannot read image: {exc}") from exc
 
 
-def _store(
-    folder: UserDir, name: str, output: str, size: tuple[int, int], segmentation: ml_client.Segmentation
-) -> ImageResult:
-    """Check the service's PNGs against the input's size and write them (mask last: marks it done)."""
-    mask, mask_png = imaging.canonical_mask(segmentation.mask_png, size)
-    imaging.check_overlay(segmentation.overlay_png, size)
-    imaging.write_atomic(segmentation.overlay_png, folder.overlay_path(output))
-    imaging.write_atomic(mask_png, folder.mask_path(output))
-    return _ok(name, output, mask.shape, imaging.oil_pixels(mask))
+def _check(
+    name: str, output: str, size: tuple[int, int], segmentation: ml_client.Segmentation
+) -> tuple[ImageResult, parts.Outputs]:
+    """The service's PNGs checked against the input's size: the image's result and the files to store."""
+    oil = imaging.check_mask(segmentation.mask_png, size, segmentation.oil_pixels)
+    imaging.check_png(segmentation.overlay_png, size, "P", "overlay")
+    result = _ok(name, output, (size[1], size[0]), oil)
+    return result, parts.Outputs(output, segmentation.mask_png, segmentation.overlay_png)
 
 
 def _summary(result: ImageResult) -> dict[str, object]:
@@ -247,11 +267,8 @@ def _ok(name: str, output: str, mask_shape: tuple[int, ...], oil: int) -> ImageR
     )
 
 
-def _existing_result(folder: UserDir, name: str, output: str) -> ImageResult | None:
-    """The result of an earlier delivery that got as far as writing both files (mask last), else None."""
-    mask_path, overlay_path = folder.mask_path(output), folder.overlay_path(output)
-    if not (mask_path.is_file() and overlay_path.is_file()):
-        return None
-    with Image.open(mask_path) as im:
-        mask = np.asarray(im.convert("L"))
-    return _ok(name, output, mask.shape, imaging.oil_pixels(mask))
+def _part_exists(folder: UserDir, part: str) -> bool:
+    try:
+        return folder.part_path(part).is_file()
+    except ValueError:  # not a part id: a tampered record
+        return False

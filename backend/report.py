@@ -6,9 +6,11 @@ import csv
 import io
 import os
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
-from backend.schemas import ImageResult, Report
+from backend import parts
+from backend.schemas import Report
 from backend.storage import UserDir
 
 CSV_COLUMNS = (
@@ -44,25 +46,25 @@ def report_csv(report: Report) -> str:
     return out.getvalue()
 
 
-def write_archive(folder: UserDir, report: Report) -> Path:
+def write_archive(folder: UserDir, report: Report, located: Mapping[str, str]) -> Path:
     """Write archive.zip atomically (temporary file + os.replace): readers see no file or the whole one.
 
-    PNGs are stored (ZIP_STORED): they are already deflated and recompressing them costs CPU for nothing.
+    The masks and overlays of the ok images are copied from their parts (`located`: output -> part id), in
+    the report's order. PNGs are stored (ZIP_STORED): they are already deflated and recompressing them
+    costs CPU for nothing.
     """
     tmp = folder.root / f".archive.{os.getpid()}.tmp"
+    by_part: dict[str, list[str]] = {}
+    for image in report.images:
+        if image.status == "ok":
+            by_part.setdefault(located[image.output], []).append(image.output)
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for image in report.images:
-                if image.status == "ok":
-                    _add_outputs(zf, folder, image)
+            for part, outputs in by_part.items():
+                parts.copy_outputs(zf, folder.part_path(part), outputs)
             zf.writestr("report.json", report.model_dump_json(indent=2), compress_type=zipfile.ZIP_DEFLATED)
             zf.writestr("report.csv", report_csv(report), compress_type=zipfile.ZIP_DEFLATED)
         os.replace(tmp, folder.archive)
     finally:
         tmp.unlink(missing_ok=True)
     return folder.archive
-
-
-def _add_outputs(zf: zipfile.ZipFile, folder: UserDir, image: ImageResult) -> None:
-    zf.write(folder.mask_path(image.output), f"masks/{image.output}")
-    zf.write(folder.overlay_path(image.output), f"overlays/{image.output}")

@@ -1,8 +1,8 @@
 """Layout of RESULTS_DIR, the token format, and the few disk operations the pipeline needs.
 
 results/<user_hash>/inputs/<name>       extracted images, names as in the zip (folders kept)
-results/<user_hash>/masks/<out>.png     0/255 masks
-results/<user_hash>/overlays/<out>.png  image with oil in translucent red
+results/<user_hash>/parts/<part>.zip    masks/<out>.png (0/255) and overlays/<out>.png (oil in translucent
+                                        red) of one ML request (backend.parts)
 results/<user_hash>/archive.zip         what GET /api/download serves
 """
 
@@ -45,12 +45,8 @@ class UserDir:
         return self.root / "inputs"
 
     @property
-    def masks(self) -> Path:
-        return self.root / "masks"
-
-    @property
-    def overlays(self) -> Path:
-        return self.root / "overlays"
+    def parts(self) -> Path:
+        return self.root / "parts"
 
     @property
     def archive(self) -> Path:
@@ -59,11 +55,11 @@ class UserDir:
     def input_path(self, name: str) -> Path:
         return safe_child(self.inputs, name)
 
-    def mask_path(self, out_name: str) -> Path:
-        return safe_child(self.masks, out_name)
-
-    def overlay_path(self, out_name: str) -> Path:
-        return safe_child(self.overlays, out_name)
+    def part_path(self, part: str) -> Path:
+        """The zip of a part id (a token: it cannot name anything but a file directly in parts/)."""
+        if not is_token(part):
+            raise ValueError(f"not a part id: {part!r}")
+        return self.parts / f"{part}.zip"
 
 
 def user_dir(results_dir: Path, user_hash: str) -> UserDir:

@@ -139,11 +139,15 @@ def _add_routes(app: FastAPI) -> None:
                 raise HTTPException(status_code=exc.status_code, detail=exc.detail) from exc
             del data
             mask = segmenter.segment(gray)
-            fraction = oil_fraction(mask)
+            oil = int(np.count_nonzero(mask))
             body = encode_mask_png(mask)
             if overlay:
                 body = bundle(body, encode_overlay_png(gray, mask))
-        headers = {"X-Oil-Fraction": f"{fraction:.6f}", "X-Model-Version": segmenter.info.version}
+        headers = {
+            "X-Oil-Fraction": f"{oil / mask.size:.6f}",
+            "X-Oil-Pixels": str(oil),
+            "X-Model-Version": segmenter.info.version,
+        }
         media_type = "application/zip" if overlay else "image/png"
         return Response(content=body, media_type=media_type, headers=headers)
 
@@ -202,13 +206,15 @@ def _add_routes(app: FastAPI) -> None:
             for mask in segmenter.segment_many(grays()):
                 index, gray = decoded.popleft()
                 height, width = mask.shape
+                oil = int(np.count_nonzero(mask))
                 items[index] = BatchItem(
                     index=index,
                     filename=files[index].filename or f"file{index}",
                     status="ok",
                     width=width,
                     height=height,
-                    oil_fraction=oil_fraction(mask),
+                    oil_fraction=oil / mask.size,
+                    oil_pixels=oil,
                 )
                 pngs[f"{index}/mask.png"] = encode_mask_png(mask)
                 if overlay:
@@ -217,10 +223,6 @@ def _add_routes(app: FastAPI) -> None:
         body = bundle_batch(result.model_dump_json().encode(), pngs)
         headers = {"X-Model-Version": segmenter.info.version}
         return Response(content=body, media_type="application/zip", headers=headers)
-
-
-def oil_fraction(mask: np.ndarray) -> float:
-    return float(np.count_nonzero(mask)) / mask.size
 
 
 app = create_app(lower_priority=True)

@@ -44,6 +44,7 @@ class BatchItem(BaseModel):
     width: int | None = None
     height: int | None = None
     oil_fraction: float | None = None
+    oil_pixels: int | None = None  # counted before encoding, so the caller needs not decode the mask
     status_code: int | None = None  # the 4xx that POST /segment would have answered for this image alone
     detail: str | None = None
 

@@ -15,7 +15,7 @@ TTL = 3600
 def finished_job(r: redis.Redis, results_dir: Path, archive_ttl: int) -> tuple[str, storage.UserDir]:
     job_id, user_hash = storage.new_token(), storage.new_token()
     folder = storage.user_dir(results_dir, user_hash)
-    folder.masks.mkdir(parents=True)
+    folder.parts.mkdir(parents=True)
     folder.archive.write_bytes(b"zip")
     jobs.create_job(r, job_id, user_hash, {"x.png": "x.png"}, deadline_s=60, ttl=TTL)
     jobs.transition(r, job_id, JobState.ARCHIVING, [JobState.QUEUED])

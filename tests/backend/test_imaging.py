@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,25 +15,27 @@ def png(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def test_decode_mask_binarizes_and_keeps_size() -> None:
-    raw = np.array([[0, 127, 128, 255]], dtype=np.uint8)
-    mask = imaging.decode_mask(png(raw), (4, 1))
-    assert mask.dtype == np.uint8
-    assert mask.tolist() == [[0, 0, 255, 255]]
-    assert imaging.oil_pixels(mask) == 2
+def test_check_mask_takes_the_reported_count_or_counts() -> None:
+    raw = np.array([[0, 255, 255, 0]], dtype=np.uint8)
+    assert imaging.check_mask(png(raw), (4, 1), reported=2) == 2
+    assert imaging.check_mask(png(raw), (4, 1), reported=None) == 2  # counted from the pixels
 
 
-def test_decode_mask_rejects_wrong_size_and_garbage() -> None:
+def test_check_mask_rejects_wrong_size_mode_count_and_garbage() -> None:
     with pytest.raises(ValueError, match="3x2 mask for a 2x3 image"):
-        imaging.decode_mask(png(np.zeros((2, 3), np.uint8)), (2, 3))
-    with pytest.raises(ValueError, match="unreadable"):
-        imaging.decode_mask(b"not a png", (2, 3))
+        imaging.check_mask(png(np.zeros((2, 3), np.uint8)), (2, 3), reported=0)
+    with pytest.raises(ValueError, match="RGB 3x2 mask"):
+        imaging.check_mask(png(np.zeros((2, 3, 3), np.uint8)), (3, 2), reported=0)
+    with pytest.raises(ValueError, match="reported 7 oil pixels for a 3x2 image"):
+        imaging.check_mask(png(np.zeros((2, 3), np.uint8)), (3, 2), reported=7)
+    with pytest.raises(ValueError, match="unreadable mask"):
+        imaging.check_mask(b"not a png", (2, 3), reported=0)
 
 
-def test_save_png_atomic_leaves_only_the_file(tmp_path: Path) -> None:
-    dest = tmp_path / "a" / "b" / "m.png"
-    imaging.save_png_atomic(imaging.mask_image(np.full((3, 5), 255, np.uint8)), dest)
-    assert [p.name for p in dest.parent.iterdir()] == ["m.png"]
-    with Image.open(dest) as im:
-        assert im.mode == "L" and im.size == (5, 3)
-        assert np.asarray(im).min() == 255
+def test_check_png_checks_overlays_by_header() -> None:
+    overlay = Image.fromarray(np.zeros((2, 3), np.uint8)).convert("P")
+    buffer = io.BytesIO()
+    overlay.save(buffer, format="PNG")
+    imaging.check_png(buffer.getvalue(), (3, 2), "P", "overlay")
+    with pytest.raises(ValueError, match="overlay"):
+        imaging.check_png(png(np.zeros((2, 3), np.uint8)), (3, 2), "P", "overlay")

@@ -45,11 +45,17 @@ def serve(monkeypatch: pytest.MonkeyPatch) -> Serve:
 
 def test_success_parses_headers_and_sends_multipart(serve: Serve) -> None:
     seen = serve(
-        [httpx.Response(200, content=BUNDLE, headers={"X-Oil-Fraction": "0.25", "X-Model-Version": "m-3"})]
+        [
+            httpx.Response(
+                200,
+                content=BUNDLE,
+                headers={"X-Oil-Fraction": "0.25", "X-Oil-Pixels": "16", "X-Model-Version": "m-3"},
+            )
+        ]
     )
     result = ml_client.segment(b"image-bytes", "x.tif")
     assert (result.mask_png, result.overlay_png) == (b"PNG", b"OVERLAY")
-    assert (result.oil_fraction, result.model_version) == (0.25, "m-3")
+    assert (result.oil_fraction, result.oil_pixels, result.model_version) == (0.25, 16, "m-3")
     (request,) = seen
     assert (request.url.path, request.url.params["overlay"]) == ("/segment", "true")
     assert request.headers["content-type"].startswith("multipart/form-data")
@@ -146,7 +152,7 @@ def batch_answer(items: list[dict[str, object]], files: dict[str, bytes]) -> htt
 
 
 def test_batch_sends_every_file_and_maps_each_outcome(serve: Serve) -> None:
-    ok = {"status": "ok", "width": 2, "height": 1, "oil_fraction": 0.5}
+    ok = {"status": "ok", "width": 2, "height": 1, "oil_fraction": 0.5, "oil_pixels": 1}
     bad = {"status": "error", "status_code": 400, "detail": "truncated PNG"}
     seen = serve(
         [
@@ -169,6 +175,7 @@ def test_batch_sends_every_file_and_maps_each_outcome(serve: Serve) -> None:
         0.5,
         "m-4",
     )
+    assert first.oil_pixels == 1
     assert (third.mask_png, third.overlay_png) == (b"M2", b"O2")
     assert isinstance(second, ml_client.MLServiceError) and second.status_code == 400
     assert second.detail == "ML service rejected the image: truncated PNG"

@@ -12,9 +12,9 @@ import pytest
 import redis
 from PIL import Image
 
-from backend import finalize, imaging, jobs, ml_client, pipeline, storage
+from backend import finalize, jobs, ml_client, parts, pipeline, storage
 from backend.core.config import settings
-from backend.schemas import JobState
+from backend.schemas import ImageResult, JobState
 
 TTL = 3600
 
@@ -39,12 +39,36 @@ def start(r: redis.Redis, results_dir: Path, files: dict[str, bytes]) -> tuple[s
     return job_id, folder
 
 
-def write_outputs(folder: storage.UserDir, output: str, mask: np.ndarray) -> None:
-    imaging.save_png_atomic(imaging.mask_image(mask), folder.mask_path(output))
-    imaging.save_png_atomic(imaging.mask_image(mask).convert("RGB"), folder.overlay_path(output))
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
-def test_existing_outputs_are_not_segmented_again(
+def record_done(r: redis.Redis, job_id: str, folder: storage.UserDir, name: str, mask: np.ndarray) -> str:
+    """What a delivery that finished an image leaves: its part on disk and its ok record; the part id."""
+    output = storage.output_names([name])[name]
+    part = parts.part_id([name])
+    overlay = png(Image.fromarray(mask).convert("P"))
+    parts.write_part(folder.part_path(part), [parts.Outputs(output, png(Image.fromarray(mask)), overlay)])
+    height, width = mask.shape
+    oil = int(np.count_nonzero(mask))
+    result = ImageResult(
+        name=name,
+        output=output,
+        status="ok",
+        width=width,
+        height=height,
+        oil_pixels=oil,
+        oil_fraction=oil / mask.size,
+    )
+    jobs.record_results(
+        r, job_id, [result], model_version="t", user_hash=folder.root.name, ttl=TTL, parts={output: part}
+    )
+    return part
+
+
+def test_recorded_outputs_are_not_segmented_again(
     r: redis.Redis,
     results_dir: Path,
     make_sar: Callable[..., np.ndarray],
@@ -53,7 +77,7 @@ def test_existing_outputs_are_not_segmented_again(
     job_id, folder = start(r, results_dir, {"a/x.png": encode(make_sar(20, 30), "PNG")})
     mask = np.zeros((20, 30), np.uint8)
     mask[:5, :6] = 255
-    write_outputs(folder, "a/x.png", mask)
+    record_done(r, job_id, folder, "a/x.png", mask)
     for _ in range(2):  # a redelivery: same answer, counted once
         out = pipeline.process_image(r, job_id, "a/x.png")
         assert out == {"name": "a/x.png", "status": "ok", "error": None}
@@ -61,6 +85,20 @@ def test_existing_outputs_are_not_segmented_again(
     assert job is not None and (job.state, job.done, job.failed) == (JobState.PROCESSING, 1, 0)
     result = jobs.results(r, job_id)["a/x.png"]
     assert (result.width, result.height, result.oil_pixels, result.oil_fraction) == (30, 20, 30, 30 / 600)
+    assert jobs.deliveries(r, job_id, ["a/x.png"]) == {"a/x.png": 0}  # never sent to the (dead) service
+
+
+def test_a_recorded_image_whose_part_is_gone_is_segmented_again(
+    r: redis.Redis,
+    results_dir: Path,
+    make_sar: Callable[..., np.ndarray],
+    encode: Callable[[np.ndarray, str], bytes],
+) -> None:
+    job_id, folder = start(r, results_dir, {"x.png": encode(make_sar(20, 30), "PNG")})
+    part = record_done(r, job_id, folder, "x.png", np.zeros((20, 30), np.uint8))
+    folder.part_path(part).unlink()
+    out = pipeline.process_image(r, job_id, "x.png")
+    assert out["status"] == "failed" and "unreachable" in str(out["error"])  # tried again: service is dead
 
 
 def test_redeliveries_are_bounded(
@@ -88,7 +126,7 @@ def test_dead_ml_service_gives_an_error_record_not_an_exception(
     out = pipeline.process_image(r, job_id, "x.tif")
     assert out["status"] == "failed"
     assert "unreachable" in str(out["error"]) and "gave up after 2 attempts" in str(out["error"])
-    assert not folder.masks.exists()
+    assert not folder.parts.exists()
 
 
 def test_unreadable_image_fails_without_calling_the_ml_service(r: redis.Redis, results_dir: Path) -> None:
@@ -103,12 +141,12 @@ def test_inactive_or_unknown_jobs_are_skipped(r: redis.Redis, results_dir: Path)
     assert pipeline.process_image(r, job_id, "x.png")["status"] == "skipped"
     assert pipeline.process_image(r, storage.new_token(), "x.png")["status"] == "skipped"
     assert jobs.results(r, job_id) == {}
-    assert not folder.masks.exists()
+    assert not folder.parts.exists()
 
 
 def test_finalize_waits_for_missing_results_unless_forced(r: redis.Redis, results_dir: Path) -> None:
     job_id, folder = start(r, results_dir, {"a.png": b"", "b.png": b""})
-    write_outputs(folder, "a.png", np.full((4, 4), 255, np.uint8))
+    record_done(r, job_id, folder, "a.png", np.full((4, 4), 255, np.uint8))
     pipeline.process_image(r, job_id, "a.png")
     with pytest.raises(finalize.ResultsPending):
         finalize.finalize(r, job_id)
@@ -144,7 +182,7 @@ def test_a_batch_records_every_image_in_one_go(
     files = {"done.png": encode(make_sar(20, 30), "PNG"), "new.png": encode(make_sar(20, 30), "PNG")}
     files["junk.png"] = b"junk"
     job_id, folder = start(r, results_dir, files)
-    write_outputs(folder, "done.png", np.zeros((20, 30), np.uint8))
+    record_done(r, job_id, folder, "done.png", np.zeros((20, 30), np.uint8))
     out = pipeline.process_images(r, job_id, ["done.png", "new.png", "junk.png", "stranger.png"])
     assert [(o["name"], o["status"]) for o in out] == [
         ("done.png", "ok"),
@@ -228,3 +266,62 @@ def test_a_member_of_large_images_is_sent_in_several_requests(
     out = pipeline.process_images(r, job_id, names)
     assert requests == [["0.png", "1.png"], ["2.png", "3.png"], ["4.png"]]
     assert {o["error"] for o in out} == {"down (test)"}
+
+
+def test_a_request_stores_its_masks_and_overlays_as_one_part(
+    r: redis.Redis,
+    results_dir: Path,
+    make_sar: Callable[..., np.ndarray],
+    encode: Callable[[np.ndarray, str], bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    names = ["a/x.png", "b/x.png", "c.png"]
+    job_id, folder = start(r, results_dir, {name: encode(make_sar(20, 30), "PNG") for name in names})
+    mask = np.zeros((20, 30), np.uint8)
+    mask[2:6, :] = 255  # 120 oil pixels
+
+    def segment_batch(images: list[tuple[str, bytes]]) -> list[object]:
+        overlay = png(Image.fromarray(mask).convert("P"))
+        result = ml_client.Segmentation(
+            mask_png=png(Image.fromarray(mask)), overlay_png=overlay, oil_fraction=0.2, model_version="v7"
+        )
+        return [result] * len(images)
+
+    monkeypatch.setattr(ml_client, "segment_batch", segment_batch)
+    out = pipeline.process_images(r, job_id, names)
+    assert [o["status"] for o in out] == ["ok"] * 3
+    assert [p.name for p in folder.parts.iterdir()] == [f"{parts.part_id(names)}.zip"]  # one file, no temp
+    stored = jobs.parts(r, job_id)
+    assert stored == {
+        "a/x.png": parts.part_id(names),
+        "b/x.png": parts.part_id(names),
+        "c.png": parts.part_id(names),
+    }
+    assert {res.oil_pixels for res in jobs.results(r, job_id).values()} == {120}
+    assert finalize.finalize(r, job_id) is not None
+    with zipfile.ZipFile(folder.archive) as zf:
+        assert sorted(zf.namelist()) == [
+            "masks/a/x.png",
+            "masks/b/x.png",
+            "masks/c.png",
+            "overlays/a/x.png",
+            "overlays/b/x.png",
+            "overlays/c.png",
+            "report.csv",
+            "report.json",
+        ]
+        with Image.open(io.BytesIO(zf.read("masks/b/x.png"))) as im:
+            assert np.array_equal(np.asarray(im), mask)
+        assert all(
+            i.compress_type == zipfile.ZIP_STORED for i in zf.infolist() if i.filename.endswith(".png")
+        )
+
+
+def test_finalize_fails_the_images_whose_part_disappeared(r: redis.Redis, results_dir: Path) -> None:
+    job_id, folder = start(r, results_dir, {"a.png": b"", "b.png": b""})
+    record_done(r, job_id, folder, "a.png", np.zeros((4, 4), np.uint8))
+    folder.part_path(record_done(r, job_id, folder, "b.png", np.zeros((4, 4), np.uint8))).unlink()
+    assert finalize.finalize(r, job_id) is not None
+    assert jobs.errors(r, job_id) == {"b.png": "result files disappeared before archiving"}
+    with zipfile.ZipFile(folder.archive) as zf:
+        assert sorted(zf.namelist()) == ["masks/a.png", "overlays/a.png", "report.csv", "report.json"]

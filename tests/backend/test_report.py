@@ -8,12 +8,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from backend import imaging, report, storage
+from backend import parts, report, storage
 from backend.schemas import ImageResult, Report
 
 
-def make_report(folder: storage.UserDir) -> Report:
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def make_report(folder: storage.UserDir) -> tuple[Report, dict[str, str]]:
+    """A report of two ok images (stored in two parts) and a failed one; output -> part of the ok ones."""
     images = [
         ImageResult(
             name="a/x.jpg", output="a/x.png", status="ok", width=4, height=2, oil_pixels=2, oil_fraction=0.25
@@ -25,12 +33,15 @@ def make_report(folder: storage.UserDir) -> Report:
             name="bad.png", output="bad.png", status="failed", error="ML service rejected the image: 400"
         ),
     ]
+    located = {}
     for image in images[:2]:
         mask = np.zeros((2, 4), np.uint8)
         mask[0, : (image.oil_pixels or 0)] = 255
-        imaging.save_png_atomic(imaging.mask_image(mask), folder.mask_path(image.output))
-        imaging.save_png_atomic(imaging.mask_image(mask).convert("RGB"), folder.overlay_path(image.output))
-    return Report(
+        mask_png, overlay_png = png(Image.fromarray(mask)), png(Image.fromarray(mask).convert("P"))
+        part = parts.part_id([image.name])
+        parts.write_part(folder.part_path(part), [parts.Outputs(image.output, mask_png, overlay_png)])
+        located[image.output] = part
+    report = Report(
         job_id="j" * 32,
         model_version="slicknet-7",
         created_at=datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
@@ -40,18 +51,15 @@ def make_report(folder: storage.UserDir) -> Report:
         failed=1,
         images=images,
     )
+    return report, located
 
 
 def test_archive_holds_masks_overlays_and_reports(tmp_path: Path) -> None:
     folder = storage.user_dir(tmp_path, storage.new_token())
-    rep = make_report(folder)
-    path = report.write_archive(folder, rep)
+    rep, located = make_report(folder)
+    path = report.write_archive(folder, rep, located)
     assert path == folder.archive
-    assert sorted(p.name for p in folder.root.iterdir()) == [
-        "archive.zip",
-        "masks",
-        "overlays",
-    ]  # no temp left
+    assert sorted(p.name for p in folder.root.iterdir()) == ["archive.zip", "parts"]  # no temp left
     with zipfile.ZipFile(path) as zf:
         names = set(zf.namelist())
         assert names == {
@@ -65,7 +73,9 @@ def test_archive_holds_masks_overlays_and_reports(tmp_path: Path) -> None:
         for info in zf.infolist():
             if info.filename.endswith(".png"):
                 assert info.compress_type == zipfile.ZIP_STORED
-        assert zf.read("masks/a/x.png") == folder.mask_path("a/x.png").read_bytes()
+        with zipfile.ZipFile(folder.part_path(located["a/x.png"])) as part:
+            assert zf.read("masks/a/x.png") == part.read("masks/a/x.png")
+            assert zf.read("overlays/a/x.png") == part.read("overlays/a/x.png")
         data = json.loads(zf.read("report.json"))
         rows = list(csv.DictReader(io.StringIO(zf.read("report.csv").decode())))
     assert data["job_id"] == "j" * 32 and data["model_version"] == "slicknet-7"
@@ -80,8 +90,8 @@ def test_archive_holds_masks_overlays_and_reports(tmp_path: Path) -> None:
 
 def test_rewriting_the_archive_replaces_it_whole(tmp_path: Path) -> None:
     folder = storage.user_dir(tmp_path, storage.new_token())
-    rep = make_report(folder)
-    report.write_archive(folder, rep)
+    rep, located = make_report(folder)
+    report.write_archive(folder, rep, located)
     first = folder.archive.read_bytes()
-    report.write_archive(folder, rep)
+    report.write_archive(folder, rep, located)
     assert folder.archive.read_bytes() == first

@@ -7,7 +7,6 @@ their overlays written with the pipeline's own PNG writer; the browser test is i
 from __future__ import annotations
 
 import io
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import redis
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from backend import imaging, jobs, storage
+from backend import jobs, parts, storage
 from backend.core.config import settings
 from backend.main import app
 from backend.schemas import ImageResult, JobState
@@ -53,7 +52,7 @@ def make_job(r: redis.Redis, outputs: dict[str, str], *, folder: bool = True) ->
     jobs.mark_started(r, job_id)
     directory = storage.user_dir(settings.RESULTS_DIR, user_hash)
     if folder:
-        directory.inputs.mkdir(parents=True)
+        directory.root.mkdir(parents=True)
     return job_id, directory
 
 
@@ -63,15 +62,27 @@ def finish(r: redis.Redis, job_id: str, user_hash: str, state: JobState, expires
     r.hset(f"{jobs.PREFIX}job:{job_id}", "expires_at", time.time() + expires_in)
 
 
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def record_ok(r: redis.Redis, job_id: str, folder: storage.UserDir, name: str, output: str) -> bytes:
-    """What the pipeline leaves for a segmented image: its overlay on disk and an ok record; the PNG bytes."""
+    """What the pipeline leaves for a segmented image: its part on disk and an ok record; the overlay PNG."""
     width, height = 48 + len(name), 32
-    imaging.save_png_atomic(Image.new("RGB", (width, height), (200, 30, 30)), folder.overlay_path(output))
+    overlay = png(Image.new("RGB", (width, height), (200, 30, 30)).convert("P"))
+    part = parts.part_id([name])
+    parts.write_part(
+        folder.part_path(part), [parts.Outputs(output, png(Image.new("L", (width, height))), overlay)]
+    )
     result = ImageResult(
         name=name, output=output, status="ok", width=width, height=height, oil_pixels=96, oil_fraction=0.0625
     )
-    jobs.record_result(r, job_id, result, model_version="t", user_hash=folder.root.name, ttl=TTL)
-    return folder.overlay_path(output).read_bytes()
+    jobs.record_results(
+        r, job_id, [result], model_version="t", user_hash=folder.root.name, ttl=TTL, parts={output: part}
+    )
+    return overlay
 
 
 def record_failed(r: redis.Redis, job_id: str, folder: storage.UserDir, name: str, output: str) -> None:
@@ -141,28 +152,27 @@ def test_images_grow_while_the_job_runs_and_their_overlays_are_served(
 
 
 def test_overlay_serves_only_this_jobs_overlays(client: TestClient, r: redis.Redis) -> None:
-    # Outputs as a tampered job record could name them: each must still resolve inside overlays/.
-    outputs = {n: n for n in ("x.png", "link.png", "dir.png", "later.png", "../masks/x.png")}
+    outputs = {n: n for n in ("x.png", "later.png", "bad.png", "gone.png", "other.png", "../x.png")}
     job_id, folder = make_job(r, outputs)
     secret = b"PK not an overlay"
     record_ok(r, job_id, folder, "x.png", "x.png")
+    record_ok(r, job_id, folder, "gone.png", "gone.png")
+    folder.part_path(parts.part_id(["gone.png"])).unlink()  # its part disappeared
     folder.archive.write_bytes(secret)
-    imaging.save_png_atomic(Image.new("L", (4, 4)), folder.mask_path("x.png"))
-    imaging.save_png_atomic(Image.new("L", (4, 4)), folder.overlay_path("extra.png"))  # no job's output
-    (folder.overlays / ".x.png.123.tmp").write_bytes(b"half")
-    (folder.overlays / "dir.png").mkdir()
-    os.symlink(folder.archive, folder.overlays / "link.png")
+    # Records as a tampered Redis could hold them: part ids that are not tokens, a part without the entry.
+    r.hset(f"{jobs.PREFIX}job:{job_id}:parts", mapping={"bad.png": "../archive", "../x.png": "../x"})
+    r.hset(f"{jobs.PREFIX}job:{job_id}:parts", "other.png", parts.part_id(["x.png"]))
     base = f"/api/results/{folder.root.name}/overlays"
     names = [
-        "extra.png",  # a PNG in the folder, but not an output of this job
-        ".x.png.123.tmp",
-        "link.png",  # a symlink out of the folder
-        "dir.png",  # a folder
+        "extra.png",  # not an output of this job
         "later.png",  # not processed yet
+        "gone.png",
+        "bad.png",
+        "other.png",  # its recorded part does not hold it
         "X.PNG",
         "x.png/",
-        "%2e%2e/masks/x.png",
-        "..%2Fmasks%2Fx.png",
+        "%2e%2e/x.png",
+        "..%2Fx.png",
         "%2e%2e%2farchive.zip",
         "%2Fetc%2Fpasswd",
         "",
@@ -172,6 +182,7 @@ def test_overlay_serves_only_this_jobs_overlays(client: TestClient, r: redis.Red
         assert response.status_code == 404, name
         assert response.content != secret
     assert client.get(f"{base}/x.png").status_code == 200
+    assert sorted(p.name for p in folder.root.iterdir()) == ["archive.zip", "parts"]  # nothing created
 
 
 def test_expired_results_are_410_and_nothing_is_recreated(client: TestClient, r: redis.Redis) -> None:

@@ -28,7 +28,13 @@ def test_user_dir_refuses_non_tokens(tmp_path: Path) -> None:
         storage.user_dir(tmp_path, "../etc")
     folder = storage.user_dir(tmp_path, "a" * 32)
     assert folder.root == tmp_path / ("a" * 32)
-    assert folder.mask_path("x/y.png") == tmp_path / ("a" * 32) / "masks" / "x" / "y.png"
+    assert folder.part_path("b" * 32) == tmp_path / ("a" * 32) / "parts" / ("b" * 32 + ".zip")
+
+
+@pytest.mark.parametrize("bad", ["../" + "b" * 29, "b" * 31, "B" * 32, "", "b" * 32 + "/x", "b" * 33])
+def test_part_path_takes_only_part_ids(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(ValueError):
+        storage.user_dir(tmp_path, "a" * 32).part_path(bad)
 
 
 @pytest.mark.parametrize("bad", ["../x.png", "a/../../x.png", "/etc/passwd", "", "x\0.png"])
@@ -75,8 +81,8 @@ def test_output_names_are_unique_even_for_pathological_inputs() -> None:
 def test_delete_user_dir_is_idempotent(tmp_path: Path) -> None:
     token = storage.new_token()
     folder = storage.user_dir(tmp_path, token)
-    (folder.masks / "a").mkdir(parents=True)
-    (folder.masks / "a" / "x.png").write_bytes(b"x")
+    folder.parts.mkdir(parents=True)
+    (folder.parts / ("b" * 32 + ".zip")).write_bytes(b"x")
     assert storage.delete_user_dir(tmp_path, token) is True
     assert not folder.root.exists()
     assert storage.delete_user_dir(tmp_path, token) is False

@@ -76,6 +76,7 @@ def test_finds_the_slick_and_little_of_the_sea(
     assert recall >= 0.7, f"found only {recall:.2f} of the slick"
     assert false_positive_rate <= 0.1, f"flagged {false_positive_rate:.2f} of the sea"
     assert float(response.headers["X-Oil-Fraction"]) == pytest.approx(oil.mean(), abs=1e-5)
+    assert int(response.headers["X-Oil-Pixels"]) == oil.sum()
     assert response.headers["X-Model-Version"] == client.get("/model").json()["version"]
 
 
@@ -231,6 +232,7 @@ def test_batch_gives_each_image_the_mask_it_gets_alone(
                 assert (overlay.mode, overlay.size) == ("P", alone.shape[::-1])
             assert (item["height"], item["width"]) == alone.shape
             assert item["oil_fraction"] == pytest.approx((alone == 255).mean(), abs=1e-6)
+            assert item["oil_pixels"] == (alone == 255).sum()
 
 
 def test_batch_limits(scene: Scene, encoder: Encoder) -> None:

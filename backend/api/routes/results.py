@@ -1,21 +1,19 @@
 """GET /api/results/{user_hash}/images and .../overlays/{name}: results while they come in, for the web page.
 
 Both only read: nothing is created on disk, and an overlay is served only if it is an output of this upload's
-job, ends in .png and resolves (symlinks included) to a regular file inside results/<user_hash>/overlays.
+job with a recorded part (a token-named zip directly in results/<user_hash>/parts) that holds it.
 """
 
 from __future__ import annotations
 
-import os
-import stat
 import time
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import Response, StreamingResponse
 
-from backend import jobs
+from backend import jobs, parts
 from backend.api.deps import RedisDep, SettingsDep, ValidUserHash
 from backend.schemas import ErrorDetail, ImageSummary, JobState, ResultImages
 from backend.storage import UserDir, user_dir
@@ -89,26 +87,25 @@ def result_images(
     "/overlays/{name:path}",
     name="overlay",
     summary="One overlay image",
-    response_class=FileResponse,
+    response_class=Response,
     responses={
         200: {"content": {"image/png": {}}, "description": "The image with oil in translucent red."},
         404: {"model": ErrorDetail, "description": "Unknown user hash, or not an overlay of this upload."},
         410: {"model": ErrorDetail, "description": "The results have expired and were deleted."},
     },
 )
-def overlay(user_hash: ValidUserHash, name: str, redis: RedisDep, settings: SettingsDep) -> FileResponse:
-    """The overlay PNG `name` (as under overlays/ in the archive), streamed from disk."""
+def overlay(user_hash: ValidUserHash, name: str, redis: RedisDep, settings: SettingsDep) -> StreamingResponse:
+    """The overlay PNG `name` (as under overlays/ in the archive), read from the part that holds it."""
     folder = user_dir(settings.RESULTS_DIR, user_hash)
     job = _live_job(redis, folder, user_hash)
-    if not name.endswith(".png") or name not in jobs.inputs(redis, job.job_id).values():
-        raise HTTPException(404, NO_OVERLAY)
+    part = jobs.parts(redis, job.job_id, [name]).get(name) if name.endswith(".png") else None
     try:
-        path = folder.overlay_path(name)
-        info = os.stat(path)
-    except (ValueError, OSError):  # escapes the folder, or not there (yet, or any more)
-        raise HTTPException(404, NO_OVERLAY) from None
-    if not stat.S_ISREG(info.st_mode):
+        found = parts.open_overlay(folder.part_path(part), name) if part else None
+    except ValueError:  # not a part id: a tampered record
+        found = None
+    if found is None:
         raise HTTPException(404, NO_OVERLAY)
+    size, chunks = found
     # An overlay never changes under its URL (a user hash names one upload), so the browser may keep it.
-    headers = {"Cache-Control": "private, max-age=3600, immutable"}
-    return FileResponse(path, media_type="image/png", stat_result=info, headers=headers)
+    headers = {"Cache-Control": "private, max-age=3600, immutable", "Content-Length": str(size)}
+    return StreamingResponse(chunks, media_type="image/png", headers=headers)

@@ -1,0 +1,76 @@
+"""backend.parts: one stored zip per ML request, read back by the archive and the overlay route."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from backend import parts, storage
+
+ITEMS = [
+    parts.Outputs("a/x.png", b"mask-a", b"overlay-a"),
+    parts.Outputs("b.png", b"mask-b", b"overlay-b" * 1000),
+]
+
+
+def test_part_ids_are_deterministic_tokens() -> None:
+    first = parts.part_id(["a.png", "b.png"])
+    assert storage.is_token(first)
+    assert parts.part_id(["a.png", "b.png"]) == first  # a redelivery overwrites its own part
+    assert parts.part_id(["b.png", "a.png"]) != first
+    assert parts.part_id(["a.png\0b.png"]) != parts.part_id(["a.png", "b.png"])
+    assert parts.part_id(['a.png", "b.png']) != parts.part_id(["a.png", "b.png"])
+    assert parts.part_id(["a.png"]) != parts.part_id(["a.png", "b.png"])
+    assert storage.is_token(parts.part_id(["\udcff odd name.png"]))  # undecodable names from zips
+
+
+def test_write_part_stores_each_file_under_its_archive_name(tmp_path: Path) -> None:
+    path = tmp_path / "parts" / "p.zip"
+    parts.write_part(path, iter(ITEMS))
+    assert [p.name for p in path.parent.iterdir()] == ["p.zip"]  # no temporary file left
+    with zipfile.ZipFile(path) as zf:
+        assert zf.namelist() == ["masks/a/x.png", "overlays/a/x.png", "masks/b.png", "overlays/b.png"]
+        assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_STORED}
+        assert zf.read("overlays/b.png") == b"overlay-b" * 1000
+
+
+def test_a_failed_write_leaves_no_part_and_no_temporary_file(tmp_path: Path) -> None:
+    def items() -> object:
+        yield ITEMS[0]
+        raise OSError("disk full (test)")
+
+    path = tmp_path / "p.zip"
+    with pytest.raises(OSError, match="disk full"):
+        parts.write_part(path, items())  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_complete_and_open_overlay(tmp_path: Path) -> None:
+    path = tmp_path / "p.zip"
+    parts.write_part(path, ITEMS)
+    assert parts.complete(path, ["a/x.png", "b.png"])
+    assert not parts.complete(path, ["a/x.png", "c.png"])
+    assert not parts.complete(tmp_path / "missing.zip", ["a/x.png"])
+    found = parts.open_overlay(path, "b.png")
+    assert found is not None
+    size, chunks = found
+    assert size == 9000 and b"".join(chunks) == b"overlay-b" * 1000
+    assert parts.open_overlay(path, "c.png") is None
+    assert parts.open_overlay(tmp_path / "missing.zip", "b.png") is None
+    (tmp_path / "junk.zip").write_bytes(b"PK\x03\x04 not a zip")
+    assert parts.open_overlay(tmp_path / "junk.zip", "b.png") is None
+    assert not parts.complete(tmp_path / "junk.zip", ["b.png"])
+
+
+def test_copy_outputs_copies_the_named_images_only(tmp_path: Path) -> None:
+    path = tmp_path / "p.zip"
+    parts.write_part(path, ITEMS)
+    with zipfile.ZipFile(tmp_path / "archive.zip", "w") as archive:
+        parts.copy_outputs(archive, path, ["b.png"])
+    with zipfile.ZipFile(tmp_path / "archive.zip") as zf:
+        assert zf.testzip() is None
+        assert zf.namelist() == ["masks/b.png", "overlays/b.png"]
+        assert zf.read("masks/b.png") == b"mask-b"
+        assert zf.getinfo("overlays/b.png").compress_type == zipfile.ZIP_STORED
