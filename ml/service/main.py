@@ -117,6 +117,17 @@ def _add_routes(app: FastAPI) -> None:
             200: {
                 "content": {"image/png": {}, "application/zip": {}},
                 "description": "The mask (255 = oil); with overlay=true, a zip of mask.png and overlay.png.",
+                "headers": {
+                    "X-Oil-Fraction": {
+                        "description": "share of oil pixels, 0..1",
+                        "schema": {"type": "string"},
+                    },
+                    "X-Oil-Pixels": {"description": "number of oil pixels", "schema": {"type": "integer"}},
+                    "X-Model-Version": {
+                        "description": "the weights that made the mask",
+                        "schema": {"type": "string"},
+                    },
+                },
             },
             **ERRORS,
         },
