@@ -1,6 +1,6 @@
 """Layout of RESULTS_DIR, the token format, and the few disk operations the pipeline needs.
 
-results/<user_hash>/inputs/<name>       extracted images, names as in the zip (folders kept)
+results/<user_hash>/upload.zip          the uploaded zip; images are read from it
 results/<user_hash>/masks/<out>.png     0/255 masks
 results/<user_hash>/overlays/<out>.png  image with oil in translucent red
 results/<user_hash>/archive.zip         what GET /api/download serves
@@ -41,10 +41,6 @@ class UserDir:
         return self.root / "upload.zip"
 
     @property
-    def inputs(self) -> Path:
-        return self.root / "inputs"
-
-    @property
     def masks(self) -> Path:
         return self.root / "masks"
 
@@ -55,9 +51,6 @@ class UserDir:
     @property
     def archive(self) -> Path:
         return self.root / "archive.zip"
-
-    def input_path(self, name: str) -> Path:
-        return safe_child(self.inputs, name)
 
     def mask_path(self, out_name: str) -> Path:
         return safe_child(self.masks, out_name)
