@@ -4,6 +4,7 @@ Keys (all under PREFIX, all expiring JOB_RECORD_TTL_SECONDS after the last write
 answering 410 rather than 404 for a week):
   job:<id>             hash   job_id, user_hash, state, total, model_version, created/finished/expires_at
   job:<id>:inputs      hash   input name -> output name
+  job:<id>:entries     hash   input name -> where its bytes lie in upload.zip (ZipEntry.to_record)
   job:<id>:results     hash   input name -> ImageResult JSON
   job:<id>:parts       hash   output name -> id of the part holding its mask and overlay (backend.parts)
   job:<id>:done/failed set    input names (SADD/SCARD: a redelivered task cannot count twice)
@@ -31,7 +32,7 @@ PREFIX = "oilspill:"
 EXPIRY_INDEX = f"{PREFIX}expiry"
 ACTIVE_INDEX = f"{PREFIX}active"
 CREATED_INDEX = f"{PREFIX}created"
-_JOB_SUFFIXES = ("", ":inputs", ":results", ":parts", ":done", ":failed", ":deliveries")
+_JOB_SUFFIXES = ("", ":inputs", ":entries", ":results", ":parts", ":done", ":failed", ":deliveries")
 
 Redis = redis.Redis
 RETRY_INTERVAL_SECONDS = 0.5
@@ -104,9 +105,19 @@ def _touch(pipe: redis.client.Pipeline, job_id: str, user_hash: str | None, ttl:
 
 
 def create_job(
-    r: Redis, job_id: str, user_hash: str, outputs: Mapping[str, str], *, deadline_s: int, ttl: int
+    r: Redis,
+    job_id: str,
+    user_hash: str,
+    outputs: Mapping[str, str],
+    entries: Mapping[str, str],
+    *,
+    deadline_s: int,
+    ttl: int,
 ) -> float:
-    """Store a queued job for these inputs (name -> output name); returns created_at."""
+    """Store a queued job for these inputs; returns created_at.
+
+    `outputs` maps each input name to its output name, `entries` to its ZipEntry record in upload.zip.
+    """
     now = time.time()
     pipe = r.pipeline()
     pipe.hset(
@@ -120,6 +131,8 @@ def create_job(
         },
     )
     pipe.hset(_job_key(job_id, ":inputs"), mapping=dict(outputs))
+    if entries:
+        pipe.hset(_job_key(job_id, ":entries"), mapping=dict(entries))
     pipe.set(_user_key(user_hash), job_id)
     pipe.zadd(ACTIVE_INDEX, {job_id: now + deadline_s})
     pipe.zadd(CREATED_INDEX, {job_id: now})
@@ -187,7 +200,25 @@ def inputs(r: Redis, job_id: str) -> dict[str, str]:
 def output_names(r: Redis, job_id: str, names: list[str]) -> dict[str, str]:
     """name -> output name for those of `names` that are inputs of the job (one round trip)."""
     found: list[str | None] = r.hmget(_job_key(job_id, ":inputs"), names) if names else []
-    return {name: output for name, output in zip(names, found, strict=True) if output is not None}
+    return _present(names, found)
+
+
+def batch_inputs(r: Redis, job_id: str, names: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """For a worker's batch, in one round trip (one HMGET each): name -> output name, name -> entry record.
+
+    Only names that are inputs of the job (have a record) appear.
+    """
+    if not names:
+        return {}, {}
+    pipe = r.pipeline(transaction=False)
+    pipe.hmget(_job_key(job_id, ":inputs"), names)
+    pipe.hmget(_job_key(job_id, ":entries"), names)
+    outputs, entries = pipe.execute()
+    return _present(names, outputs), _present(names, entries)
+
+
+def _present(names: list[str], found: list[str | None]) -> dict[str, str]:
+    return {name: value for name, value in zip(names, found, strict=True) if value is not None}
 
 
 def results(r: Redis, job_id: str) -> dict[str, ImageResult]:

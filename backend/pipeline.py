@@ -7,21 +7,24 @@ sets count each name once.
 
 from __future__ import annotations
 
+import io
 import logging
 import time
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
+from typing import BinaryIO
 
 from PIL import Image
 
 from backend import imaging, jobs, metrics, ml_client, parts
-from backend.core.config import settings
+from backend.core.config import MB, settings
 from backend.core.logging import job_event
 from backend.schemas import ImageResult, JobState
 from backend.storage import UserDir, user_dir
+from backend.zip_entries import ZipEntry, read_entry
 
 log = logging.getLogger(__name__)
 
-Input = tuple[bytes, tuple[int, int]]  # an uploaded file's bytes and its (width, height)
+Input = tuple[bytes, tuple[int, int]]  # an uploaded image's bytes and its (width, height)
 
 
 def process_image(r: jobs.Redis, job_id: str, name: str) -> dict[str, object]:
@@ -42,9 +45,9 @@ def process_images(r: jobs.Redis, job_id: str, names: list[str]) -> list[dict[st
         return [_skipped(name, "job is no longer active") for name in names]
     if job.state == JobState.QUEUED and jobs.mark_started(r, job_id):
         job_event("started", job_id, images=job.total)
-    outputs = jobs.output_names(r, job_id, names)
+    outputs, entries = jobs.batch_inputs(r, job_id, names)
     folder = user_dir(settings.RESULTS_DIR, job.user_hash)
-    batch = Batch(r, job, folder, outputs)
+    batch = Batch(r, job, folder, outputs, entries)
     try:
         todo = batch.reuse_existing()
         started_before = jobs.deliveries(r, job_id, todo)
@@ -69,8 +72,11 @@ def process_images(r: jobs.Redis, job_id: str, names: list[str]) -> list[dict[st
 class Batch:
     """The images of one chord member: what is done, what the ML service said, and recording it."""
 
-    def __init__(self, r: jobs.Redis, job: jobs.Job, folder: UserDir, outputs: dict[str, str]) -> None:
+    def __init__(
+        self, r: jobs.Redis, job: jobs.Job, folder: UserDir, outputs: dict[str, str], entries: dict[str, str]
+    ) -> None:
         self.r, self.job, self.folder, self.outputs = r, job, folder, outputs
+        self.entries = entries  # name -> where its bytes lie in upload.zip (ZipEntry record)
         self.results: dict[str, ImageResult] = {}
         self.parts: dict[str, str] = {}  # output name -> part id, for the ok images
         self.version: str | None = None
@@ -93,23 +99,38 @@ class Batch:
     def run(self, names: list[str]) -> None:
         """Count a delivery of `names`, then segment those under the limit in one ML request."""
         counts = jobs.count_deliveries(self.r, self.job.job_id, names, ttl=settings.JOB_RECORD_TTL_SECONDS)
-        sendable: dict[str, Input] = {}
+        readable = []
         for name in names:
-            output = self.outputs[name]
             if counts[name] > settings.MAX_DELIVERIES:
                 self.results[name] = failed_result(
                     name,
-                    output,
+                    self.outputs[name],
                     f"gave up after {settings.MAX_DELIVERIES} attempts: "
                     "the worker died while processing this image",
                 )
-                continue
-            try:
-                sendable[name] = _read_input(self.folder.input_path(name))
-            except ValueError as exc:
-                self.results[name] = failed_result(name, output, str(exc))
-        for request in split_by_pixels(sendable, settings.REQUEST_MAX_PIXELS):
+            else:
+                readable.append(name)
+        for request in split_by_pixels(self._read_inputs(readable), settings.REQUEST_MAX_PIXELS):
             self._segment(request)
+
+    def _read_inputs(self, names: list[str]) -> dict[str, Input]:
+        """The images that can be sent, read from upload.zip (opened once); the others get a failed result."""
+        if not names:
+            return {}
+        try:
+            archive = self.folder.upload.open("rb")
+        except OSError as exc:
+            for name in names:
+                self.results[name] = failed_result(name, self.outputs[name], f"cannot read the upload: {exc}")
+            return {}
+        sendable: dict[str, Input] = {}
+        with archive:
+            for name in names:
+                try:
+                    sendable[name] = _read_input(archive, self.entries.get(name))
+                except ValueError as exc:
+                    self.results[name] = failed_result(name, self.outputs[name], str(exc))
+        return sendable
 
     def _segment(self, inputs: dict[str, Input]) -> None:
         """One ML request; its images' masks and overlays are stored together as one part."""
@@ -213,23 +234,28 @@ def _segment_alone(data: bytes, filename: str) -> ml_client.Segmentation | ml_cl
         return exc
 
 
-def _read_input(source: Path) -> Input:
-    """The uploaded file's bytes and (width, height); ValueError if it cannot be sent to the service.
+def _read_input(archive: BinaryIO, record: str | None) -> Input:
+    """An image's bytes, read from the open upload.zip by its entry record, and its (width, height).
 
-    One open: the header is parsed (no pixel decoded) and the size checked before the bytes are read.
+    ValueError if it cannot be sent to the service: no record, an unreadable entry, an unreadable image
+    header (parsed without decoding a pixel) or more than MAX_IMAGE_PIXELS.
     """
+    if record is None:
+        raise ValueError("cannot read image: no record of where it lies in the uploaded zip")
     try:
-        with source.open("rb") as file:
-            with Image.open(file) as im:
-                size = im.size
-            if size[0] * size[1] > settings.MAX_IMAGE_PIXELS:
-                raise ValueError(
-                    f"image has {size[0]}x{size[1]} pixels, over the limit of {settings.MAX_IMAGE_PIXELS}"
-                )
-            file.seek(0)
-            return file.read(), size
+        data = read_entry(archive, ZipEntry.from_record(record), settings.MAX_UNCOMPRESSED_MB * MB)
+    except ValueError as exc:
+        raise ValueError(f"cannot read image from the uploaded zip: {exc}") from exc
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            size = im.size
     except (OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"cannot read image: {exc}") from exc
+    if size[0] * size[1] > settings.MAX_IMAGE_PIXELS:
+        raise ValueError(
+            f"image has {size[0]}x{size[1]} pixels, over the limit of {settings.MAX_IMAGE_PIXELS}"
+        )
+    return data, size
 
 
 def _check(

@@ -1,6 +1,6 @@
 """Layout of RESULTS_DIR, the token format, and the few disk operations the pipeline needs.
 
-results/<user_hash>/inputs/<name>       extracted images, names as in the zip (folders kept)
+results/<user_hash>/upload.zip          the uploaded zip; images are read from it
 results/<user_hash>/parts/<part>.zip    masks/<out>.png (0/255) and overlays/<out>.png (oil in translucent
                                         red) of one ML request (backend.parts)
 results/<user_hash>/archive.zip         what GET /api/download serves
@@ -41,19 +41,12 @@ class UserDir:
         return self.root / "upload.zip"
 
     @property
-    def inputs(self) -> Path:
-        return self.root / "inputs"
-
-    @property
     def parts(self) -> Path:
         return self.root / "parts"
 
     @property
     def archive(self) -> Path:
         return self.root / "archive.zip"
-
-    def input_path(self, name: str) -> Path:
-        return safe_child(self.inputs, name)
 
     def part_path(self, part: str) -> Path:
         """The zip of a part id (a token: it cannot name anything but a file directly in parts/)."""
@@ -66,28 +59,6 @@ def user_dir(results_dir: Path, user_hash: str) -> UserDir:
     if not is_token(user_hash):
         raise ValueError(f"not a user hash: {user_hash!r}")
     return UserDir(results_dir / user_hash)
-
-
-def safe_child(base: Path, relative: str) -> Path:
-    """base/relative, refusing anything that could lead outside base: '..', absolute, or a symlink below base.
-
-    Checked part by part below base (one lstat each) rather than by resolving the whole path: the worker
-    does this for every file it reads or writes, and resolving costs an lstat per component from the root.
-    """
-    rel = PurePosixPath(relative)
-    if (
-        not relative
-        or rel.is_absolute()
-        or any(part in ("..", ".") for part in rel.parts)
-        or "\0" in relative
-    ):
-        raise ValueError(f"path escapes {base}: {relative!r}")
-    candidate = base
-    for part in rel.parts:
-        candidate = candidate / part
-        if candidate.is_symlink():
-            raise ValueError(f"path escapes {base}: {relative!r} goes through a symbolic link")
-    return candidate
 
 
 def output_names(names: Iterable[str]) -> dict[str, str]:

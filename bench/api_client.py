@@ -16,7 +16,7 @@ class Upload:
     job_id: str
     user_hash: str
     images: int
-    seconds: float  # from the first byte sent to the 202 (receive + extraction + queueing)
+    seconds: float  # from the first byte sent to the 202 (receive + zip scan + queueing)
 
 
 @dataclass(frozen=True)

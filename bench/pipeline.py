@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(
                     f"cpu ratio bare model/pipeline (expected on idle cores): {bare_cpu / pipeline_cpu:.3f}"
                 )
-            print(f"pipeline upload (receive + extract + queue): {upload_s:.2f} s")
+            print(f"pipeline upload (receive + scan + queue): {upload_s:.2f} s")
             print(
                 f"pipeline (upload start to archive ready): {total:.2f} s, {n / total:.2f} images/s",
                 flush=True,

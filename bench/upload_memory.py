@@ -4,7 +4,7 @@ Builds a zip of image-named entries (PNG signature + random bytes, stored: the A
 pixels) in a temporary folder, starts redis-server and the API (no worker: the job just stays queued), and
 streams the zip over loopback while sampling the API process's RSS every few milliseconds. Prints the
 receive throughput (until the last body byte is sent: the server writes it to disk as it comes), the total
-time until the 202 (receive + extraction + queueing), and the API's RSS growth over its idle level.
+time until the 202 (receive + zip scan + queueing), and the API's RSS growth over its idle level.
 Targets: RSS growth < 64 MB, receive >= 100 MB/s.
 """
 
@@ -131,10 +131,10 @@ def main(argv: list[str] | None = None) -> None:
     growth = (peak - idle) / MB
     print(f"api rss: idle {idle / MB:.1f} MB, peak {peak / MB:.1f} MB, growth {growth:.1f} MB (target < 64)")
     print(f"receive: {receive:.2f} s, {size / MB / receive:.0f} MB/s (target >= 100)")
-    print(f"total until 202 (receive + extract + queue {images} images): {done - start:.2f} s")
+    print(f"total until 202 (receive + scan + queue {images} images): {done - start:.2f} s")
     receive_cpu, rest_cpu = body.sent_cpu - cpu0, cpu1 - body.sent_cpu
     rate = size / MB / max(receive_cpu, 1e-9)
-    print(f"api cpu: receive {receive_cpu:.2f} s ({rate:.0f} MB/CPU-second), extract+queue {rest_cpu:.2f} s")
+    print(f"api cpu: receive {receive_cpu:.2f} s ({rate:.0f} MB/CPU-second), scan+queue {rest_cpu:.2f} s")
 
 
 if __name__ == "__main__":

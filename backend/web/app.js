@@ -116,7 +116,7 @@ function upload(file) {
   let sent = false;
   xhr.upload.onload = () => {
     sent = true;
-    setUploadProgress(100, "100 % · extracting images…");
+    setUploadProgress(100, "100 % · checking images…");
   };
   xhr.onload = () => {
     if (xhr.status === 202) {

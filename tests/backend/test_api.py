@@ -44,7 +44,7 @@ def make_job(
     r: redis.Redis, state: JobState, *, archive: bool = False, expires_in: float = 100.0
 ) -> tuple[str, str]:
     job_id, user_hash = storage.new_token(), storage.new_token()
-    jobs.create_job(r, job_id, user_hash, {"x.png": "x.png", "y.png": "y.png"}, deadline_s=60, ttl=TTL)
+    jobs.create_job(r, job_id, user_hash, {"x.png": "x.png", "y.png": "y.png"}, {}, deadline_s=60, ttl=TTL)
     if state in (JobState.COMPLETED, JobState.FAILED, JobState.EXPIRED):
         jobs.transition(r, job_id, JobState.ARCHIVING, [JobState.QUEUED])
         now = time.time()

@@ -17,7 +17,7 @@ def finished_job(r: redis.Redis, results_dir: Path, archive_ttl: int) -> tuple[s
     folder = storage.user_dir(results_dir, user_hash)
     folder.parts.mkdir(parents=True)
     folder.archive.write_bytes(b"zip")
-    jobs.create_job(r, job_id, user_hash, {"x.png": "x.png"}, deadline_s=60, ttl=TTL)
+    jobs.create_job(r, job_id, user_hash, {"x.png": "x.png"}, {}, deadline_s=60, ttl=TTL)
     jobs.transition(r, job_id, JobState.ARCHIVING, [JobState.QUEUED])
     jobs.finish(
         r, job_id, user_hash, JobState.COMPLETED, now=time.time(), archive_ttl=archive_ttl, record_ttl=TTL
@@ -66,7 +66,7 @@ def test_sweep_expires_due_jobs_and_removes_old_orphans(r: redis.Redis, results_
 
 def test_sweep_reports_overdue_jobs_once_per_retry_period(r: redis.Redis, results_dir: Path) -> None:
     job_id, user_hash = storage.new_token(), storage.new_token()
-    jobs.create_job(r, job_id, user_hash, {"x.png": "x.png"}, deadline_s=1, ttl=TTL)
+    jobs.create_job(r, job_id, user_hash, {"x.png": "x.png"}, {}, deadline_s=1, ttl=TTL)
     (results_dir / user_hash).mkdir(parents=True)
     now = time.time() + 2
     assert job_id in cleanup.sweep(r, now=now).overdue_jobs

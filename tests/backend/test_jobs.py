@@ -18,7 +18,8 @@ TTL = 3600
 
 def new_job(r: redis.Redis, names: tuple[str, ...] = ("a/x.jpg", "b/x.jpg")) -> tuple[str, str]:
     job_id, user_hash = storage.new_token(), storage.new_token()
-    jobs.create_job(r, job_id, user_hash, storage.output_names(names), deadline_s=60, ttl=TTL)
+    entries = {name: f"{i * 100}:10:20:8:{i}:0" for i, name in enumerate(names)}
+    jobs.create_job(r, job_id, user_hash, storage.output_names(names), entries, deadline_s=60, ttl=TTL)
     return job_id, user_hash
 
 
@@ -41,6 +42,12 @@ def test_create_and_get(r: redis.Redis) -> None:
     assert job.created_at <= time.time() and job.finished_at is None and job.expires_at is None
     assert jobs.job_for_user(r, user_hash) == job_id
     assert jobs.output_names(r, job_id, ["a/x.jpg", "nope.png"]) == {"a/x.jpg": "a/x.png"}
+    assert jobs.batch_inputs(r, job_id, ["b/x.jpg", "nope.png"]) == (
+        {"b/x.jpg": "b/x.png"},
+        {"b/x.jpg": "100:10:20:8:1:0"},
+    )
+    assert jobs.batch_inputs(r, job_id, []) == ({}, {})
+    assert 0 < r.ttl(f"{jobs.PREFIX}job:{job_id}:entries") <= TTL
     assert 0 < r.ttl(f"{jobs.PREFIX}job:{job_id}") <= TTL
     assert 0 < r.ttl(f"{jobs.PREFIX}user:{user_hash}") <= TTL
     assert jobs.get_job(r, storage.new_token()) is None
@@ -146,6 +153,7 @@ def test_delete_job_forgets_everything(r: redis.Redis) -> None:
     jobs.delete_job(r, job_id, user_hash)
     assert jobs.get_job(r, job_id) is None and jobs.job_for_user(r, user_hash) is None
     assert job_id not in jobs.overdue_jobs(r, time.time() + 3600)
+    assert r.keys(f"{jobs.PREFIX}job:{job_id}*") == []
 
 
 def test_connect_gives_up_after_retry_seconds(free_port: Callable[[], int]) -> None:

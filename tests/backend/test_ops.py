@@ -49,7 +49,7 @@ def r(client: TestClient) -> redis.Redis:
 def make_job(r: redis.Redis, state: JobState = JobState.QUEUED, images: int = 2) -> tuple[str, str]:
     job_id, user_hash = storage.new_token(), storage.new_token()
     outputs = {f"x{i}.png": f"x{i}.png" for i in range(images)}
-    jobs.create_job(r, job_id, user_hash, outputs, deadline_s=60, ttl=TTL)
+    jobs.create_job(r, job_id, user_hash, outputs, {}, deadline_s=60, ttl=TTL)
     if state != JobState.QUEUED:
         jobs.transition(r, job_id, state, [JobState.QUEUED], finished_at=time.time())
     return job_id, user_hash

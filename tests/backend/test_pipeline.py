@@ -15,6 +15,7 @@ from PIL import Image
 from backend import finalize, jobs, ml_client, parts, pipeline, storage
 from backend.core.config import settings
 from backend.schemas import ImageResult, JobState
+from backend.zip_entries import ZipEntry
 
 TTL = 3600
 
@@ -29,13 +30,16 @@ def dead_ml_service(monkeypatch: pytest.MonkeyPatch, free_port: Callable[[], int
 
 
 def start(r: redis.Redis, results_dir: Path, files: dict[str, bytes]) -> tuple[str, storage.UserDir]:
+    """A queued job over `files`, its folder as an upload leaves it: only upload.zip, entries recorded."""
     job_id, user_hash = storage.new_token(), storage.new_token()
     folder = storage.user_dir(results_dir, user_hash)
-    for name, data in files.items():
-        path = folder.inputs / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    jobs.create_job(r, job_id, user_hash, storage.output_names(files), deadline_s=60, ttl=TTL)
+    folder.root.mkdir(parents=True)
+    with zipfile.ZipFile(folder.upload, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("notes.txt", b"an entry that is not an image comes first")
+        for name, data in files.items():
+            archive.writestr(name, data)
+        entries = {name: ZipEntry.from_info(archive.getinfo(name)).to_record() for name in files}
+    jobs.create_job(r, job_id, user_hash, storage.output_names(files), entries, deadline_s=60, ttl=TTL)
     return job_id, folder
 
 
@@ -169,7 +173,7 @@ def test_job_where_every_image_failed_ends_failed_without_archive(r: redis.Redis
     assert finalize.finalize(r, job_id) is not None
     job = jobs.get_job(r, job_id)
     assert job is not None and (job.state, job.done, job.failed) == (JobState.FAILED, 0, 1)
-    assert job.expires_at is not None  # its inputs are still deleted on time
+    assert job.expires_at is not None  # its upload is still deleted on time
     assert not folder.archive.exists()
 
 
@@ -325,3 +329,49 @@ def test_finalize_fails_the_images_whose_part_disappeared(r: redis.Redis, result
     assert jobs.errors(r, job_id) == {"b.png": "result files disappeared before archiving"}
     with zipfile.ZipFile(folder.archive) as zf:
         assert sorted(zf.namelist()) == ["masks/a.png", "overlays/a.png", "report.csv", "report.json"]
+
+
+def fake_segmentation(data: bytes) -> ml_client.Segmentation:
+    """What the ML service would answer for this image: an all-oil mask and a palette overlay of its size."""
+    with Image.open(io.BytesIO(data)) as im:
+        size = im.size
+    mask, overlay = io.BytesIO(), io.BytesIO()
+    Image.new("L", size, 255).save(mask, format="PNG")
+    Image.new("P", size, 1).save(overlay, format="PNG")
+    return ml_client.Segmentation(
+        mask_png=mask.getvalue(), overlay_png=overlay.getvalue(), oil_fraction=1.0, model_version="test"
+    )
+
+
+def test_images_are_segmented_from_upload_zip_with_nothing_extracted(
+    r: redis.Redis,
+    results_dir: Path,
+    make_sar: Callable[..., np.ndarray],
+    encode: Callable[[np.ndarray, str], bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    files = {"a/x.png": encode(make_sar(20, 30), "PNG"), "b/y.tif": encode(make_sar(24, 16), "TIFF16")}
+    job_id, folder = start(r, results_dir, files)
+    sent: dict[str, bytes] = {}
+    opened: list[object] = []
+    real_open = Path.open
+
+    def spy_open(path: Path, *args: object, **kwargs: object) -> object:
+        if path == folder.upload:
+            opened.append(path)
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    def segment_batch(images: list[tuple[str, bytes]]) -> list[ml_client.Segmentation]:
+        sent.update(images)
+        return [fake_segmentation(data) for _, data in images]
+
+    monkeypatch.setattr(Path, "open", spy_open)
+    monkeypatch.setattr(ml_client, "segment_batch", segment_batch)
+    out = pipeline.process_images(r, job_id, list(files))
+    assert [(o["name"], o["status"]) for o in out] == [("a/x.png", "ok"), ("b/y.tif", "ok")]
+    assert sent == {"x.png": files["a/x.png"], "y.tif": files["b/y.tif"]}  # the bytes as uploaded
+    assert len(opened) == 1  # upload.zip is opened once per batch, not once per image
+    assert sorted(p.name for p in folder.root.iterdir()) == ["parts", "upload.zip"]
+    assert parts.complete(folder.part_path(parts.part_id(files)), ["a/x.png", "b/y.png"])
+    result = jobs.results(r, job_id)["b/y.tif"]
+    assert (result.width, result.height, result.oil_pixels) == (16, 24, 16 * 24)

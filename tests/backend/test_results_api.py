@@ -48,7 +48,7 @@ def r(client: TestClient) -> redis.Redis:
 def make_job(r: redis.Redis, outputs: dict[str, str], *, folder: bool = True) -> tuple[str, storage.UserDir]:
     """A processing job over `outputs` (input -> output name), with its folder as an upload leaves it."""
     job_id, user_hash = storage.new_token(), storage.new_token()
-    jobs.create_job(r, job_id, user_hash, outputs, deadline_s=60, ttl=TTL)
+    jobs.create_job(r, job_id, user_hash, outputs, {}, deadline_s=60, ttl=TTL)
     jobs.mark_started(r, job_id)
     directory = storage.user_dir(settings.RESULTS_DIR, user_hash)
     if folder:

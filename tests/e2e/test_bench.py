@@ -85,6 +85,6 @@ def test_status_bench_gets_answers_from_every_poller(
 def test_upload_bench_streams_through_the_api_with_flat_memory(capsys: pytest.CaptureFixture[str]) -> None:
     upload_memory.main(["--mb", "48"])
     out = capsys.readouterr().out
-    assert "3 images" in out  # every entry extracted and queued: the upload went all the way through
+    assert "3 images" in out  # every entry scanned and queued: the upload went all the way through
     assert figure(out, "growth") < 64
     assert figure(out, "receive:") > 0

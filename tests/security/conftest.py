@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from backend.upload_stream import UploadError
-from backend.zip_extract import ZipLimits, extract_images
+from backend.zip_entries import read_entry
+from backend.zip_scan import ZipImage, ZipLimits, ZipScan, scan_images
 
 Entry = tuple[str | zipfile.ZipInfo, bytes] | zipfile.ZipInfo
 ZipMaker = Callable[..., Path]
@@ -52,6 +53,20 @@ def listing(root: Path) -> set[str]:
     return {str(path.relative_to(root)) for path in root.rglob("*")}
 
 
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every path under root with its size and mtime: proof that a scan wrote, created or touched nothing."""
+    return {
+        str(path.relative_to(root)): (path.lstat().st_size, path.lstat().st_mtime_ns)
+        for path in root.rglob("*")
+    }
+
+
+def image_data(zip_path: Path, image: ZipImage) -> bytes:
+    """What a worker will read for this image: the bytes at its recorded entry in the zip."""
+    with zip_path.open("rb") as file:
+        return read_entry(file, image.entry, max_bytes=1 << 30)
+
+
 @pytest.fixture(scope="session")
 def make_image() -> Callable[..., bytes]:
     return image_bytes
@@ -72,27 +87,38 @@ def list_tree() -> Callable[[Path], set[str]]:
     return listing
 
 
-@pytest.fixture
-def dest(tmp_path: Path) -> Path:
-    """Where extract_images writes: results/<user>/images under the test's tmp dir (not created)."""
-    return tmp_path / "results" / "user" / "images"
+@pytest.fixture(scope="session")
+def read_image() -> Callable[[Path, ZipImage], bytes]:
+    return image_data
 
 
-def refused(zip_path: Path, dest: Path, limits: ZipLimits) -> UploadError:
-    """Run an extraction that must fail; check it left nothing behind and return the error."""
-    outside = {p for p in zip_path.parent.parent.rglob("*") if dest not in p.parents and p != dest}
+def refused(zip_path: Path, limits: ZipLimits) -> UploadError:
+    """Run a scan that must fail; check it wrote nothing anywhere near the zip and return the error."""
+    root = zip_path.parent.parent
+    before = snapshot(root)
     with pytest.raises(UploadError) as caught:
-        extract_images(zip_path, dest, limits)
-    assert not dest.exists()
-    after = {p for p in zip_path.parent.parent.rglob("*") if dest not in p.parents and p != dest}
-    assert after - outside <= {dest.parent, dest.parent.parent}
+        scan_images(zip_path, limits)
+    assert snapshot(root) == before
     assert caught.value.detail
     return caught.value
 
 
 @pytest.fixture(scope="session")
-def refuse() -> Callable[[Path, Path, ZipLimits], UploadError]:
+def refuse() -> Callable[[Path, ZipLimits], UploadError]:
     return refused
+
+
+@pytest.fixture
+def scan(tmp_path: Path) -> Callable[[Path, ZipLimits], ZipScan]:
+    """scan_images, checked to have written, created or touched nothing under the test's tmp dir."""
+
+    def run(zip_path: Path, limits: ZipLimits) -> ZipScan:
+        before = snapshot(tmp_path)
+        result = scan_images(zip_path, limits)
+        assert snapshot(tmp_path) == before
+        return result
+
+    return run
 
 
 @pytest.fixture(scope="session")

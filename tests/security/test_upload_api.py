@@ -22,6 +22,9 @@ import pytest
 import redis
 from PIL import Image
 
+from backend import jobs
+from backend.zip_entries import ZipEntry, read_entry
+
 ROOT = Path(__file__).resolve().parents[2]
 MB = 1 << 20
 LIMITS = {
@@ -38,6 +41,7 @@ LIMITS = {
 class Api:
     url: str
     results: Path
+    redis_url: str
     workdir: Path  # the process's cwd and TMPDIR: must stay empty
 
     def post(self, data: bytes | Iterator[bytes], **headers: str) -> httpx.Response:
@@ -85,7 +89,7 @@ def api(
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"API did not start:\n{(base / 'api.log').read_text()}")
             time.sleep(0.3)
-        yield Api(url=url, results=results, workdir=workdir)
+        yield Api(url=url, results=results, redis_url=db_url, workdir=workdir)
     finally:
         process.terminate()
         process.wait(timeout=15)
@@ -182,12 +186,13 @@ def test_hostile_entries_are_skipped_and_nothing_escapes(api: Api, png: bytes) -
         "text.png",
     }
     (user,) = api.folders() - before
-    inputs = api.results / user / "inputs"
-    assert sorted(str(p.relative_to(inputs)) for p in inputs.rglob("*.png")) == [
-        "B/SAME (2).png",
-        "a/same.png",
-        "b/same.png",
-    ]
+    assert [p.name for p in (api.results / user).iterdir()] == ["upload.zip"]  # nothing extracted
+    store = redis.Redis.from_url(api.redis_url, decode_responses=True)
+    records = store.hgetall(f"{jobs.PREFIX}job:{body['job_id']}:entries")
+    assert sorted(records) == ["B/SAME (2).png", "a/same.png", "b/same.png"]
+    with (api.results / user / "upload.zip").open("rb") as file:
+        for record in records.values():
+            assert read_entry(file, ZipEntry.from_record(record), max_bytes=MB) == png
     assert not any(path.is_symlink() for path in api.results.rglob("*"))
     assert not (api.results.parent / "escape.png").exists()
     assert list(api.workdir.iterdir()) == []

@@ -1,4 +1,8 @@
-"""POST /api/upload: stream a zip to disk, extract its images, start the segmentation job."""
+"""POST /api/upload: stream a zip to disk, check it and its images, start the segmentation job.
+
+The zip stays in the user's folder (deleted with it at expiry): workers read each image from it at the
+location recorded in the job, so nothing is extracted.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from backend.core.config import MB, Settings
 from backend.core.logging import job_event
 from backend.schemas import ErrorDetail, Skipped, UploadResponse
 from backend.upload_stream import UploadError, receive_upload
-from backend.zip_extract import Extraction, ZipLimits, extract_images
+from backend.zip_scan import ZipLimits, ZipScan, scan_images
 
 router = APIRouter(tags=["jobs"])
 
@@ -80,21 +84,22 @@ def _count_outcome(redis: RedisDep) -> Iterator[None]:
         metrics.count_upload(redis, outcome)
 
 
-def _start_job(redis: jobs.Redis, settings: Settings, user_hash: str, extraction: Extraction) -> str:
+def _start_job(redis: jobs.Redis, settings: Settings, user_hash: str, scan: ZipScan) -> str:
     """Record the job, then send its chord; a job whose chord cannot be sent is forgotten again."""
     job_id = storage.new_token()
-    outputs = storage.output_names(image.name for image in extraction.images)
+    outputs = storage.output_names(image.name for image in scan.images)
     jobs.create_job(
         redis,
         job_id,
         user_hash,
         outputs,
+        {image.name: image.entry.to_record() for image in scan.images},
         deadline_s=settings.JOB_DEADLINE_SECONDS,
         ttl=settings.JOB_RECORD_TTL_SECONDS,
     )
-    job_event("uploaded", job_id, user_hash=user_hash, images=len(outputs), skipped=len(extraction.skipped))
+    job_event("uploaded", job_id, user_hash=user_hash, images=len(outputs), skipped=len(scan.skipped))
     try:
-        sizes = {image.name: image.path.stat().st_size for image in extraction.images}
+        sizes = {image.name: image.entry.file_size for image in scan.images}
         tasks.launch_job(job_id, {name: sizes[name] for name in sorted(outputs)})
     except BaseException:
         jobs.delete_job(redis, job_id, user_hash)
@@ -120,7 +125,7 @@ def _start_job(redis: jobs.Redis, settings: Settings, user_hash: str, extraction
 async def upload(
     request: Request, settings: SettingsDep, redis: RedisDep, _: Annotated[None, Depends(_count_outcome)]
 ) -> UploadResponse:
-    """Stream the zip to disk, extract its images and queue one segmentation per image."""
+    """Stream the zip to disk, check its images (kept in the zip) and queue one segmentation per image."""
     _check_capacity(request, settings)
     await run_in_threadpool(redis.ping)
     user_hash = storage.new_token()
@@ -128,9 +133,8 @@ async def upload(
     folder.root.mkdir(parents=True)
     try:
         await receive_upload(request, folder.upload, max_bytes=settings.max_upload_bytes)
-        extraction = await run_in_threadpool(extract_images, folder.upload, folder.inputs, _limits(settings))
-        folder.upload.unlink()
-        job_id = await run_in_threadpool(_start_job, redis, settings, user_hash, extraction)
+        scan = await run_in_threadpool(scan_images, folder.upload, _limits(settings))
+        job_id = await run_in_threadpool(_start_job, redis, settings, user_hash, scan)
     except BaseException:
         # Whatever went wrong (bad zip, client gone, Redis down), leave nothing behind; synchronously,
         # because a cancelled request may not get to await again.
@@ -139,8 +143,8 @@ async def upload(
     return UploadResponse(
         job_id=job_id,
         user_hash=user_hash,
-        images=len(extraction.images),
-        skipped=[Skipped(name=s.name, reason=s.reason) for s in extraction.skipped],
+        images=len(scan.images),
+        skipped=[Skipped(name=s.name, reason=s.reason) for s in scan.skipped],
         status_url=request.app.url_path_for("status", job_id=job_id),
         download_url=request.app.url_path_for("download", user_hash=user_hash),
     )

@@ -1,4 +1,9 @@
-"""Extract the images of an uploaded zip into a fresh folder, treating every byte of the zip as hostile.
+"""Check every entry of an uploaded zip, treating every byte of it as hostile, and say where its images lie.
+
+Nothing is extracted: the zip stays in the user's folder and the worker reads each image from it by the
+ZipEntry recorded here (backend.zip_entries). Every candidate image is still decompressed once, in full,
+with a running byte count, so that lying sizes, CRC errors and bombs are refused at upload time; its bytes
+are then discarded.
 
 Status codes of the UploadError raised: 413 (Payload Too Large) when the zip is, or would expand to, too much:
 too many entries or images, declared or actual total size over the limit, a compression ratio over the limit;
@@ -10,7 +15,6 @@ the ML service, whose 400/413 becomes a per-image error.
 """
 
 import lzma
-import shutil
 import stat
 import zipfile
 import zlib
@@ -21,6 +25,7 @@ from typing import IO
 from backend.names import NameRegistry, Rejected, sanitize_entry_name
 from backend.upload_stream import UploadError
 from backend.zip_directory import check_directory
+from backend.zip_entries import ZipEntry
 
 IMAGE_KINDS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
 _SIGNATURES = {
@@ -53,43 +58,34 @@ class ZipLimits:
 
 @dataclass(frozen=True)
 class SkippedEntry:
-    """A zip entry that was not extracted, and why."""
+    """A zip entry that will not be segmented, and why."""
 
     name: str
     reason: str
 
 
 @dataclass(frozen=True)
-class ExtractedImage:
-    """An extracted image: `name` is its safe relative posix path, `path` where it lies under dest_dir."""
+class ZipImage:
+    """An accepted image: `name` is its safe, unique relative posix path, `entry` where its bytes lie."""
 
     name: str
-    path: Path
+    entry: ZipEntry
 
 
 @dataclass
-class Extraction:
-    """The images written (in zip order) and the entries skipped (in zip order)."""
+class ZipScan:
+    """The images accepted (in zip order) and the entries skipped (in zip order)."""
 
-    images: list[ExtractedImage] = field(default_factory=list)
+    images: list[ZipImage] = field(default_factory=list)
     skipped: list[SkippedEntry] = field(default_factory=list)
 
 
-def extract_images(zip_path: Path, dest_dir: Path, limits: ZipLimits) -> Extraction:
-    """Write the zip's images under `dest_dir` (created here; must be absent or empty).
+def scan_images(zip_path: Path, limits: ZipLimits) -> ZipScan:
+    """Validate the zip and every candidate image in it; write nothing.
 
-    Sizes in the zip are claims: every entry is read with a running byte count that stops one byte past its
-    declared size and at the total limit. On any error everything written here is removed again.
+    Sizes in the zip are claims: every candidate entry is read with a running byte count that stops one byte
+    past its declared size and at the total limit.
     """
-    created = _prepare_dest(dest_dir)
-    try:
-        return _extract(zip_path, dest_dir.resolve(strict=True), limits)
-    except BaseException:
-        _clean(dest_dir, created)
-        raise
-
-
-def _extract(zip_path: Path, root: Path, limits: ZipLimits) -> Extraction:
     if zip_path.stat().st_size == 0:
         raise UploadError(400, "uploaded file is empty")
     check_directory(zip_path, limits.max_entries)
@@ -108,9 +104,9 @@ def _extract(zip_path: Path, root: Path, limits: ZipLimits) -> Extraction:
             raise UploadError(413, f"too many images in zip ({len(planned)} > {limits.max_images})")
         registry = NameRegistry()
         budget = _Budget(limits.max_uncompressed_bytes)
-        images: list[ExtractedImage] = []
+        images: list[ZipImage] = []
         for index, info, rel in planned:
-            result = _extract_entry(archive, info, rel, root, registry, budget)
+            result = _check_entry(archive, info, rel, registry, budget)
             if isinstance(result, Rejected):
                 skipped[index] = _skip(info, result.reason)
             else:
@@ -118,29 +114,7 @@ def _extract(zip_path: Path, root: Path, limits: ZipLimits) -> Extraction:
     ordered = [skipped[index] for index in sorted(skipped)]
     if not images:
         raise UploadError(400, _no_images_detail(ordered))
-    return Extraction(images=images, skipped=ordered)
-
-
-def _prepare_dest(dest_dir: Path) -> bool:
-    """Create dest_dir; return whether it was created here (an existing one must be an empty real folder)."""
-    try:
-        dest_dir.mkdir(parents=True)
-        return True
-    except FileExistsError:
-        if dest_dir.is_symlink() or not dest_dir.is_dir() or any(dest_dir.iterdir()):
-            raise FileExistsError(f"{dest_dir} exists and is not an empty folder") from None
-        return False
-
-
-def _clean(dest_dir: Path, created: bool) -> None:
-    if created:
-        shutil.rmtree(dest_dir, ignore_errors=True)
-        return
-    for child in dest_dir.iterdir():
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child, ignore_errors=True)
-        else:
-            child.unlink(missing_ok=True)
+    return ZipScan(images=images, skipped=ordered)
 
 
 def _open_zip(zip_path: Path) -> zipfile.ZipFile:
@@ -157,7 +131,7 @@ def _open_zip(zip_path: Path) -> zipfile.ZipFile:
 
 
 def _check_declared(infos: list[zipfile.ZipInfo], limits: ZipLimits) -> None:
-    """Cheap rejections from the directory's claims; the running counts in _extract_entry enforce them."""
+    """Cheap rejections from the directory's claims; the running counts in _check_entry enforce them."""
     if not infos:
         raise UploadError(400, "zip file is empty")
     if len(infos) > limits.max_entries:
@@ -194,8 +168,10 @@ def _classify(info: zipfile.ZipInfo) -> PurePosixPath | Rejected:
         return Rejected("nested zip archive (not opened)")
     if suffix not in IMAGE_KINDS:
         return Rejected(f"not an image ({suffix or 'no extension'})")
-    if info.flag_bits & 0x1:
+    if info.flag_bits & 0x41:  # bit 0: encrypted, bit 6: strong encryption
         return Rejected("encrypted")
+    if info.flag_bits & 0x20:
+        return Rejected("compressed patched data (not supported)")
     if info.compress_type not in _COMPRESSIONS:
         return Rejected(f"unsupported compression method {info.compress_type}")
     if info.file_size == 0:
@@ -216,14 +192,14 @@ class _Budget:
             raise UploadError(413, f"zip expands to more than the limit of {self.limit} bytes")
 
 
-def _extract_entry(
+def _check_entry(
     archive: zipfile.ZipFile,
     info: zipfile.ZipInfo,
     rel: PurePosixPath,
-    root: Path,
     registry: NameRegistry,
     budget: _Budget,
-) -> ExtractedImage | Rejected:
+) -> ZipImage | Rejected:
+    """Read the entry in full (its bytes are discarded) and accept it under a unique name, or say why not."""
     limit = info.file_size + 1  # read one byte past the claim to notice a lie
     try:
         source = archive.open(info)
@@ -242,19 +218,16 @@ def _extract_entry(
         name = registry.claim(rel)
         if isinstance(name, Rejected):
             return name
-        target = _safe_target(root, name)
-        with target.open("xb") as out:
-            written, chunk = 0, head
-            while chunk:
-                written += len(chunk)
-                if written > info.file_size:
-                    raise UploadError(400, f"entry {_shown(info.filename)!r} is larger than declared")
-                budget.take(len(chunk))
-                out.write(chunk)
-                chunk = _read(source, min(CHUNK_BYTES, limit - written), info)
-    if written != info.file_size:
+        read, chunk = 0, head
+        while chunk:
+            read += len(chunk)
+            if read > info.file_size:
+                raise UploadError(400, f"entry {_shown(info.filename)!r} is larger than declared")
+            budget.take(len(chunk))
+            chunk = _read(source, min(CHUNK_BYTES, limit - read), info)
+    if read != info.file_size:
         raise UploadError(400, f"entry {_shown(info.filename)!r} is smaller than declared")
-    return ExtractedImage(name=str(name), path=target)
+    return ZipImage(name=str(name), entry=ZipEntry.from_info(info))
 
 
 def _read(source: IO[bytes], size: int, info: zipfile.ZipInfo) -> bytes:
@@ -262,17 +235,6 @@ def _read(source: IO[bytes], size: int, info: zipfile.ZipInfo) -> bytes:
         return source.read(size)
     except _CORRUPT as exc:
         raise UploadError(400, f"corrupt zip entry {_shown(info.filename)!r} ({exc})") from exc
-
-
-def _safe_target(root: Path, rel: PurePosixPath) -> Path:
-    """Create the parent folders of `rel` under `root` and prove the target cannot lie outside it."""
-    target = root.joinpath(*rel.parts)
-    if not target.resolve().is_relative_to(root):
-        raise UploadError(400, f"entry path {str(rel)!r} escapes the destination folder")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if not target.parent.resolve(strict=True).is_relative_to(root):
-        raise UploadError(400, f"entry path {str(rel)!r} escapes the destination folder")
-    return target
 
 
 def _skip(info: zipfile.ZipInfo, reason: str) -> SkippedEntry:
