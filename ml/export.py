@@ -17,14 +17,14 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from ml.model import SlickNet
+from ml.model import CHANNELS, SlickNet
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "models" / "slicknet.onnx"
 
 
 def export(checkpoint: Path, out: Path, opset: int = 17) -> dict:
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    model = SlickNet()
+    model = SlickNet(tuple(ckpt.get("channels", CHANNELS)))
     model.load_state_dict(ckpt["model"])
     model.eval()
     dummy = torch.rand(2, 1, 256, 256)

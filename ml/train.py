@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ml.data import find_pairs, load_arrays, split_by_blocks
-from ml.model import SlickNet, count_parameters
+from ml.model import CHANNELS, SlickNet, count_parameters
 
 log = logging.getLogger("ml.train")
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sos-sentinel1-train"
@@ -38,7 +38,47 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument(
+        "--channels",
+        type=_channels,
+        default=CHANNELS,
+        help="encoder widths, comma-separated (default %(default)s)",
+    )
+    p.add_argument(
+        "--zoom",
+        type=float,
+        default=1.0,
+        help="random zoom-in of training batches by up to this factor (1 = off), half of the batches",
+    )
     return p.parse_args(argv)
+
+
+def _channels(value: str) -> tuple[int, ...]:
+    widths = tuple(int(part) for part in value.split(","))
+    if len(widths) < 2 or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"need at least two positive widths, got {value!r}")
+    return widths
+
+
+def zoom(
+    x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, max_factor: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Half of the batches: a random crop of 1/f of the side, scaled back up (f up to max_factor).
+
+    Slicks come in every size; zooming in shows the model thin ones larger and costs no padding.
+    """
+    if max_factor <= 1.0 or torch.rand(1, generator=gen) < 0.5:
+        return x, y
+    size = x.shape[-1]
+    factor = 1.0 + float(torch.rand(1, generator=gen)) * (max_factor - 1.0)
+    crop = max(8, round(size / factor))
+    top = int(torch.randint(0, size - crop + 1, (1,), generator=gen))
+    left = int(torch.randint(0, size - crop + 1, (1,), generator=gen))
+    x = x[..., top : top + crop, left : left + crop]
+    y = y[..., top : top + crop, left : left + crop]
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    y = (F.interpolate(y, size=(size, size), mode="bilinear", align_corners=False) >= 0.5).float()
+    return x, y
 
 
 def augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -124,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     tr_x, tr_y = images[train_idx], masks[train_idx]
     va_x, va_y = images[val_idx], masks[val_idx]
 
-    model = SlickNet().to(device)
+    model = SlickNet(args.channels).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = len(tr_x) // args.batch_size
     total = steps_per_epoch * args.epochs
@@ -153,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
             idx = np.sort(order[s * args.batch_size : (s + 1) * args.batch_size])
             x = torch.from_numpy(tr_x[idx]).float().div_(255).unsqueeze(1).to(device)
             y = torch.from_numpy(tr_y[idx]).float().unsqueeze(1).to(device)
+            x, y = zoom(x, y, gen, args.zoom)
             x, y = augment(x, y, gen)
             loss = dice_bce_loss(model.logits(x), y)
             opt.zero_grad(set_to_none=True)
@@ -175,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
             "epoch": epoch,
             "metrics": metrics,
             "args": vars(args) | {"data": str(args.data), "out": str(args.out)},
+            "channels": list(args.channels),
         }
         if metrics["oil_iou"] > best:
             best = metrics["oil_iou"]

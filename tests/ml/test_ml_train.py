@@ -53,3 +53,39 @@ def test_train_resume_and_export(tmp_path: Path, scene: Callable[..., tuple[np.n
     info = export.export(out / "best.pt", onnx_path)
     assert onnx_path.stat().st_size == info["bytes"] < 20 * 1024 * 1024
     assert set(json.loads(info["validation"])) == {"oil_iou", "background_iou", "miou"}
+
+
+def test_zoom_keeps_shapes_and_binary_masks() -> None:
+    torch = pytest.importorskip("torch")
+    from ml import train
+
+    x = torch.rand(4, 1, 64, 64)
+    y = (torch.rand(4, 1, 64, 64) > 0.7).float()
+    gen = torch.Generator().manual_seed(0)
+    assert train.zoom(x, y, gen, 1.0) == (x, y)  # off: the same tensors, no random draw
+    assert torch.equal(gen.get_state(), torch.Generator().manual_seed(0).get_state())
+    zoomed = [train.zoom(x, y, gen, 2.0) for _ in range(8)]
+    assert any(not torch.equal(zx, x) for zx, _ in zoomed)  # about half of the batches are zoomed
+    for zx, zy in zoomed:
+        assert zx.shape == x.shape and zy.shape == y.shape
+        assert set(zy.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_other_widths_train_and_export(
+    tmp_path: Path, scene: Callable[..., tuple[np.ndarray, np.ndarray]]
+) -> None:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from ml import export, train
+    from ml.model import SlickNet, count_parameters
+
+    data, out = tmp_path / "data", tmp_path / "run"
+    write_dataset(data, 40, scene)
+    args = ["--data", str(data), "--out", str(out), "--batch-size", "8", "--threads", "1", "--epochs", "1"]
+    train.main([*args, "--channels", "8,16,24", "--zoom", "1.5"])
+    ckpt = torch.load(out / "best.pt", weights_only=False)
+    assert ckpt["channels"] == [8, 16, 24]
+    info = export.export(out / "best.pt", tmp_path / "model.onnx")
+    assert info["bytes"] < 4 * count_parameters(SlickNet((16, 32, 64, 128, 256)))
+    with pytest.raises(SystemExit):
+        train.parse_args(["--channels", "8"])
