@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--images",
         type=int,
-        default=1000,
+        default=2500,
         help="tiles in the job that keeps the stack busy (it must outlast --seconds)",
     )
     p.add_argument("--api", metavar="URL", help="use a running stack's API instead of starting one")
