@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from backend import jobs, metrics, parts, pipeline
+from backend import job_images, jobs, metrics, parts, pipeline
 from backend.core.config import settings
 from backend.core.logging import job_event
 from backend.report import write_archive
@@ -41,9 +41,9 @@ def finalize(r: jobs.Redis, job_id: str, *, force: bool = False) -> float | None
 
 def _finalize_locked(r: jobs.Redis, job: jobs.Job, *, force: bool) -> float | None:
     folder = user_dir(settings.RESULTS_DIR, job.user_hash)
-    outputs = jobs.inputs(r, job.job_id)
-    results = jobs.results(r, job.job_id)
-    stored = jobs.parts(r, job.job_id)
+    outputs = job_images.inputs(r, job.job_id)
+    results = job_images.results(r, job.job_id)
+    stored = job_images.parts(r, job.job_id)
     missing = sorted(outputs.keys() - results.keys())
     if missing and not force:
         raise ResultsPending(f"{len(missing)} images have no result yet")
@@ -60,7 +60,7 @@ def _finalize_locked(r: jobs.Redis, job: jobs.Job, *, force: bool) -> float | No
     ]
     for result in changed:
         results[result.name] = result
-        jobs.record_result(
+        job_images.record_result(
             r,
             job.job_id,
             result,

@@ -1,5 +1,8 @@
 """Job records in Redis: the single source of truth for state, progress, errors and expiry.
 
+This module owns the job record, the indexes and the key layout; the per-image hashes and sets are read and
+written by backend.job_images.
+
 Keys (all under PREFIX, all expiring JOB_RECORD_TTL_SECONDS after the last write, so a finished job keeps
 answering 410 rather than 404 for a week):
   job:<id>             hash   job_id, user_hash, state, total, model_version, created/finished/expires_at
@@ -26,7 +29,7 @@ from pydantic import BaseModel
 from redis.backoff import ConstantBackoff
 from redis.retry import Retry
 
-from backend.schemas import ACTIVE_STATES, ImageResult, JobState
+from backend.schemas import ACTIVE_STATES, JobState
 
 PREFIX = "oilspill:"
 EXPIRY_INDEX = f"{PREFIX}expiry"
@@ -89,7 +92,7 @@ def connect(url: str, *, retry_seconds: float = 1.0) -> Redis:
     )
 
 
-def _job_key(job_id: str, suffix: str = "") -> str:
+def job_key(job_id: str, suffix: str = "") -> str:
     return f"{PREFIX}job:{job_id}{suffix}"
 
 
@@ -97,9 +100,9 @@ def _user_key(user_hash: str) -> str:
     return f"{PREFIX}user:{user_hash}"
 
 
-def _touch(pipe: redis.client.Pipeline, job_id: str, user_hash: str | None, ttl: int) -> None:
+def touch(pipe: redis.client.Pipeline, job_id: str, user_hash: str | None, ttl: int) -> None:
     for suffix in _JOB_SUFFIXES:
-        pipe.expire(_job_key(job_id, suffix), ttl)
+        pipe.expire(job_key(job_id, suffix), ttl)
     if user_hash:
         pipe.expire(_user_key(user_hash), ttl)
 
@@ -121,7 +124,7 @@ def create_job(
     now = time.time()
     pipe = r.pipeline()
     pipe.hset(
-        _job_key(job_id),
+        job_key(job_id),
         mapping={
             "job_id": job_id,
             "user_hash": user_hash,
@@ -130,20 +133,20 @@ def create_job(
             "created_at": now,
         },
     )
-    pipe.hset(_job_key(job_id, ":inputs"), mapping=dict(outputs))
+    pipe.hset(job_key(job_id, ":inputs"), mapping=dict(outputs))
     if entries:
-        pipe.hset(_job_key(job_id, ":entries"), mapping=dict(entries))
+        pipe.hset(job_key(job_id, ":entries"), mapping=dict(entries))
     pipe.set(_user_key(user_hash), job_id)
     pipe.zadd(ACTIVE_INDEX, {job_id: now + deadline_s})
     pipe.zadd(CREATED_INDEX, {job_id: now})
-    _touch(pipe, job_id, user_hash, ttl)
+    touch(pipe, job_id, user_hash, ttl)
     pipe.execute()
     return now
 
 
 def delete_job(r: Redis, job_id: str, user_hash: str) -> None:
     """Forget a job that never started (its chord could not be sent)."""
-    r.delete(*(_job_key(job_id, s) for s in _JOB_SUFFIXES), _user_key(user_hash))
+    r.delete(*(job_key(job_id, s) for s in _JOB_SUFFIXES), _user_key(user_hash))
     r.zrem(ACTIVE_INDEX, job_id)
     r.zrem(CREATED_INDEX, job_id)
 
@@ -156,9 +159,9 @@ def get_jobs(r: Redis, job_ids: list[str]) -> list[Job | None]:
     """Jobs in one round trip (None where the record is gone)."""
     pipe = r.pipeline()
     for job_id in job_ids:
-        pipe.hgetall(_job_key(job_id))
-        pipe.scard(_job_key(job_id, ":done"))
-        pipe.scard(_job_key(job_id, ":failed"))
+        pipe.hgetall(job_key(job_id))
+        pipe.scard(job_key(job_id, ":done"))
+        pipe.scard(job_key(job_id, ":failed"))
     replies = pipe.execute()
     return [
         Job.model_validate({**fields, "done": done, "failed": failed}) if fields else None
@@ -170,7 +173,7 @@ def states(r: Redis, job_ids: list[str]) -> list[str | None]:
     """The state of each job in one round trip; None where the record is gone (expired)."""
     pipe = r.pipeline(transaction=False)
     for job_id in job_ids:
-        pipe.hget(_job_key(job_id), "state")
+        pipe.hget(job_key(job_id), "state")
     found: list[str | None] = pipe.execute()
     return found
 
@@ -184,133 +187,12 @@ def transition(r: Redis, job_id: str, to: JobState, allowed: Iterable[JobState],
     """Move to `to` only from one of `allowed`, setting `fields` too; False if the state was elsewhere."""
     allowed = [str(s) for s in allowed]
     pairs = [str(x) for kv in fields.items() for x in kv]
-    return bool(r.eval(_TRANSITION, 1, _job_key(job_id), str(to), len(allowed), *allowed, *pairs))
+    return bool(r.eval(_TRANSITION, 1, job_key(job_id), str(to), len(allowed), *allowed, *pairs))
 
 
 def mark_started(r: Redis, job_id: str) -> bool:
     """queued -> processing; True only for the first caller, so 'started' is logged once."""
     return transition(r, job_id, JobState.PROCESSING, [JobState.QUEUED], started_at=time.time())
-
-
-def inputs(r: Redis, job_id: str) -> dict[str, str]:
-    found: dict[str, str] = r.hgetall(_job_key(job_id, ":inputs"))
-    return found
-
-
-def output_names(r: Redis, job_id: str, names: list[str]) -> dict[str, str]:
-    """name -> output name for those of `names` that are inputs of the job (one round trip)."""
-    found: list[str | None] = r.hmget(_job_key(job_id, ":inputs"), names) if names else []
-    return _present(names, found)
-
-
-def batch_inputs(r: Redis, job_id: str, names: list[str]) -> tuple[dict[str, str], dict[str, str]]:
-    """For a worker's batch, in one round trip (one HMGET each): name -> output name, name -> entry record.
-
-    Only names that are inputs of the job (have a record) appear.
-    """
-    if not names:
-        return {}, {}
-    pipe = r.pipeline(transaction=False)
-    pipe.hmget(_job_key(job_id, ":inputs"), names)
-    pipe.hmget(_job_key(job_id, ":entries"), names)
-    outputs, entries = pipe.execute()
-    return _present(names, outputs), _present(names, entries)
-
-
-def _present(names: list[str], found: list[str | None]) -> dict[str, str]:
-    return {name: value for name, value in zip(names, found, strict=True) if value is not None}
-
-
-def results(r: Redis, job_id: str) -> dict[str, ImageResult]:
-    raw: dict[str, str] = r.hgetall(_job_key(job_id, ":results"))
-    return {name: ImageResult.model_validate_json(value) for name, value in raw.items()}
-
-
-def recorded(r: Redis, job_id: str, names: list[str]) -> dict[str, ImageResult]:
-    """The results already recorded for those of `names` that have one (one round trip)."""
-    raw: list[str | None] = r.hmget(_job_key(job_id, ":results"), names) if names else []
-    return {
-        name: ImageResult.model_validate_json(value)
-        for name, value in zip(names, raw, strict=True)
-        if value is not None
-    }
-
-
-def parts(r: Redis, job_id: str, outputs: list[str] | None = None) -> dict[str, str]:
-    """output name -> part id, for all outputs with a stored part or only those of `outputs`."""
-    if outputs is None:
-        found: dict[str, str] = r.hgetall(_job_key(job_id, ":parts"))
-        return found
-    ids: list[str | None] = r.hmget(_job_key(job_id, ":parts"), outputs) if outputs else []
-    return {out: part for out, part in zip(outputs, ids, strict=True) if part is not None}
-
-
-def errors(r: Redis, job_id: str) -> dict[str, str]:
-    """name -> error of every failed image.
-
-    Reads only the failed images' records (the status endpoint calls this on every poll: a 5000-image job
-    must not cost 5000 JSON parses per request).
-    """
-    names = sorted(r.smembers(_job_key(job_id, ":failed")))
-    if not names:
-        return {}
-    raw: list[str | None] = r.hmget(_job_key(job_id, ":results"), names)
-    found = (ImageResult.model_validate_json(value) for value in raw if value is not None)
-    return {res.name: res.error or "failed" for res in found if res.status == "failed"}
-
-
-def count_delivery(r: Redis, job_id: str, name: str, *, ttl: int) -> int:
-    """How many times a worker has started on this image, this time included."""
-    return count_deliveries(r, job_id, [name], ttl=ttl)[name]
-
-
-def count_deliveries(r: Redis, job_id: str, names: list[str], *, ttl: int) -> dict[str, int]:
-    """Count one more start on each of these images (one round trip); name -> starts, this one included."""
-    pipe = r.pipeline()
-    for name in names:
-        pipe.hincrby(_job_key(job_id, ":deliveries"), name, 1)
-    pipe.expire(_job_key(job_id, ":deliveries"), ttl)
-    counts: list[int] = pipe.execute()[:-1]
-    return dict(zip(names, counts, strict=True))
-
-
-def deliveries(r: Redis, job_id: str, names: list[str]) -> dict[str, int]:
-    """How many times a worker has started on each of these images so far (0 for none)."""
-    found: list[str | None] = r.hmget(_job_key(job_id, ":deliveries"), names) if names else []
-    return {name: int(count or 0) for name, count in zip(names, found, strict=True)}
-
-
-def record_result(
-    r: Redis, job_id: str, result: ImageResult, *, model_version: str | None, user_hash: str, ttl: int
-) -> None:
-    """Store an image's outcome; the done/failed sets make a repeated record idempotent."""
-    record_results(r, job_id, [result], model_version=model_version, user_hash=user_hash, ttl=ttl)
-
-
-def record_results(
-    r: Redis,
-    job_id: str,
-    results: list[ImageResult],
-    *,
-    model_version: str | None,
-    user_hash: str,
-    ttl: int,
-    parts: Mapping[str, str] | None = None,
-) -> None:
-    """Store several images' outcomes and the parts (output -> part id) of the ok ones in one transaction."""
-    ok, failed = _job_key(job_id, ":done"), _job_key(job_id, ":failed")
-    pipe = r.pipeline()
-    if results:
-        pipe.hset(_job_key(job_id, ":results"), mapping={res.name: res.model_dump_json() for res in results})
-    if parts:
-        pipe.hset(_job_key(job_id, ":parts"), mapping=dict(parts))
-    for result in results:
-        pipe.sadd(ok if result.status == "ok" else failed, result.name)
-        pipe.srem(failed if result.status == "ok" else ok, result.name)
-    if model_version:
-        pipe.hset(_job_key(job_id), "model_version", model_version)
-    _touch(pipe, job_id, user_hash, ttl)
-    pipe.execute()
 
 
 def finish(
@@ -323,7 +205,7 @@ def finish(
     pipe = r.pipeline()
     pipe.zrem(ACTIVE_INDEX, job_id)
     pipe.zadd(EXPIRY_INDEX, {user_hash: expires_at})
-    _touch(pipe, job_id, user_hash, record_ttl)
+    touch(pipe, job_id, user_hash, record_ttl)
     pipe.execute()
     return expires_at
 
@@ -333,7 +215,7 @@ def mark_expired(r: Redis, job_id: str, user_hash: str, *, record_ttl: int) -> b
     changed = transition(r, job_id, JobState.EXPIRED, [JobState.COMPLETED])
     pipe = r.pipeline()
     pipe.zrem(EXPIRY_INDEX, user_hash)
-    _touch(pipe, job_id, user_hash, record_ttl)
+    touch(pipe, job_id, user_hash, record_ttl)
     pipe.execute()
     return changed
 

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from PIL import Image
 
-from backend import imaging, jobs, metrics, ml_client, parts
+from backend import imaging, job_images, jobs, metrics, ml_client, parts
 from backend.core.config import MB, settings
 from backend.core.logging import job_event
 from backend.schemas import ImageResult, JobState
@@ -45,12 +45,12 @@ def process_images(r: jobs.Redis, job_id: str, names: list[str]) -> list[dict[st
         return [_skipped(name, "job is no longer active") for name in names]
     if job.state == JobState.QUEUED and jobs.mark_started(r, job_id):
         job_event("started", job_id, images=job.total)
-    outputs, entries = jobs.batch_inputs(r, job_id, names)
+    outputs, entries = job_images.batch_inputs(r, job_id, names)
     folder = user_dir(settings.RESULTS_DIR, job.user_hash)
     batch = Batch(r, job, folder, outputs, entries)
     try:
         todo = batch.reuse_existing()
-        started_before = jobs.deliveries(r, job_id, todo)
+        started_before = job_images.deliveries(r, job_id, todo)
         if any(started_before.values()):
             for name in todo:
                 batch.run([name])
@@ -84,9 +84,9 @@ class Batch:
 
     def reuse_existing(self) -> list[str]:
         """Keep what an earlier delivery finished (recorded ok, its part on disk); the names still to do."""
-        recorded = jobs.recorded(self.r, self.job.job_id, list(self.outputs))
+        recorded = job_images.recorded(self.r, self.job.job_id, list(self.outputs))
         ok = [self.outputs[name] for name, res in recorded.items() if res.status == "ok"]
-        stored = jobs.parts(self.r, self.job.job_id, ok) if ok else {}
+        stored = job_images.parts(self.r, self.job.job_id, ok) if ok else {}
         todo = []
         for name, output in self.outputs.items():
             part = stored.get(output)
@@ -98,7 +98,9 @@ class Batch:
 
     def run(self, names: list[str]) -> None:
         """Count a delivery of `names`, then segment those under the limit in one ML request."""
-        counts = jobs.count_deliveries(self.r, self.job.job_id, names, ttl=settings.JOB_RECORD_TTL_SECONDS)
+        counts = job_images.count_deliveries(
+            self.r, self.job.job_id, names, ttl=settings.JOB_RECORD_TTL_SECONDS
+        )
         readable = []
         for name in names:
             if counts[name] > settings.MAX_DELIVERIES:
@@ -184,7 +186,7 @@ class Batch:
     def record(self) -> None:
         """All outcomes in one Redis transaction, the metrics in one more, one log line per image."""
         results = [self.results[name] for name in self.outputs if name in self.results]
-        jobs.record_results(
+        job_images.record_results(
             self.r,
             self.job.job_id,
             results,

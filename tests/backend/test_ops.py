@@ -18,7 +18,7 @@ import redis
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from backend import job_index, jobs, metrics, monitor, storage
+from backend import job_images, job_index, jobs, metrics, monitor, storage
 from backend.core.config import settings
 from backend.core.logging import configure_logging
 from backend.main import app
@@ -70,7 +70,7 @@ def test_tasks_newest_first_with_counts_and_without_user_hashes(client: TestClie
     made = [make_job(r, images=n) for n in (1, 2, 3)]
     job_id, _ = made[1]
     result = ImageResult(name="x0.png", output="x0.png", status="ok")
-    jobs.record_result(r, job_id, result, model_version=None, user_hash=made[1][1], ttl=TTL)
+    job_images.record_result(r, job_id, result, model_version=None, user_hash=made[1][1], ttl=TTL)
     response = client.get("/api/tasks", params={"limit": 3})
     assert response.status_code == 200, response.text
     items = response.json()["items"]

@@ -12,7 +12,7 @@ import pytest
 import redis
 from PIL import Image
 
-from backend import finalize, jobs, ml_client, parts, pipeline, storage
+from backend import finalize, job_images, jobs, ml_client, parts, pipeline, storage
 from backend.core.config import settings
 from backend.schemas import ImageResult, JobState
 from backend.zip_entries import ZipEntry
@@ -66,7 +66,7 @@ def record_done(r: redis.Redis, job_id: str, folder: storage.UserDir, name: str,
         oil_pixels=oil,
         oil_fraction=oil / mask.size,
     )
-    jobs.record_results(
+    job_images.record_results(
         r, job_id, [result], model_version="t", user_hash=folder.root.name, ttl=TTL, parts={output: part}
     )
     return part
@@ -87,9 +87,9 @@ def test_recorded_outputs_are_not_segmented_again(
         assert out == {"name": "a/x.png", "status": "ok", "error": None}
     job = jobs.get_job(r, job_id)
     assert job is not None and (job.state, job.done, job.failed) == (JobState.PROCESSING, 1, 0)
-    result = jobs.results(r, job_id)["a/x.png"]
+    result = job_images.results(r, job_id)["a/x.png"]
     assert (result.width, result.height, result.oil_pixels, result.oil_fraction) == (30, 20, 30, 30 / 600)
-    assert jobs.deliveries(r, job_id, ["a/x.png"]) == {"a/x.png": 0}  # never sent to the (dead) service
+    assert job_images.deliveries(r, job_id, ["a/x.png"]) == {"a/x.png": 0}  # never sent to the (dead) service
 
 
 def test_a_recorded_image_whose_part_is_gone_is_segmented_again(
@@ -113,11 +113,11 @@ def test_redeliveries_are_bounded(
 ) -> None:
     job_id, _ = start(r, results_dir, {"poison.png": encode(make_sar(20, 30), "PNG")})
     for _ in range(settings.MAX_DELIVERIES):  # three workers died on it
-        jobs.count_delivery(r, job_id, "poison.png", ttl=TTL)
+        job_images.count_delivery(r, job_id, "poison.png", ttl=TTL)
     out = pipeline.process_image(r, job_id, "poison.png")
     assert out["status"] == "failed"
     assert "gave up after 3 attempts" in str(out["error"])
-    assert jobs.errors(r, job_id) == {"poison.png": out["error"]}
+    assert job_images.errors(r, job_id) == {"poison.png": out["error"]}
 
 
 def test_dead_ml_service_gives_an_error_record_not_an_exception(
@@ -144,7 +144,7 @@ def test_inactive_or_unknown_jobs_are_skipped(r: redis.Redis, results_dir: Path)
     jobs.transition(r, job_id, JobState.FAILED, [JobState.QUEUED])
     assert pipeline.process_image(r, job_id, "x.png")["status"] == "skipped"
     assert pipeline.process_image(r, storage.new_token(), "x.png")["status"] == "skipped"
-    assert jobs.results(r, job_id) == {}
+    assert job_images.results(r, job_id) == {}
     assert not folder.parts.exists()
 
 
@@ -158,7 +158,7 @@ def test_finalize_waits_for_missing_results_unless_forced(r: redis.Redis, result
     assert expires_at is not None
     job = jobs.get_job(r, job_id)
     assert job is not None and (job.state, job.done, job.failed) == (JobState.COMPLETED, 1, 1)
-    assert jobs.errors(r, job_id) == {"b.png": "not processed before the job deadline"}
+    assert job_images.errors(r, job_id) == {"b.png": "not processed before the job deadline"}
     assert job.user_hash in jobs.due_for_expiry(r, expires_at)
     with zipfile.ZipFile(folder.archive) as zf:
         assert sorted(zf.namelist()) == ["masks/a.png", "overlays/a.png", "report.csv", "report.json"]
@@ -198,7 +198,7 @@ def test_a_batch_records_every_image_in_one_go(
     job = jobs.get_job(r, job_id)
     assert job is not None and (job.done, job.failed) == (1, 2)
     # the finished image was not counted as started again; the others once each
-    assert jobs.deliveries(r, job_id, ["done.png", "new.png", "junk.png"]) == {
+    assert job_images.deliveries(r, job_id, ["done.png", "new.png", "junk.png"]) == {
         "done.png": 0,
         "new.png": 1,
         "junk.png": 1,
@@ -214,9 +214,11 @@ def test_a_redelivered_batch_goes_one_by_one_and_gives_up_only_on_the_poison(
 ) -> None:
     names = ["a.png", "poison.png", "c.png"]
     job_id, _ = start(r, results_dir, {name: encode(make_sar(20, 30), "PNG") for name in names})
-    jobs.count_deliveries(r, job_id, names, ttl=TTL)  # first delivery: the worker died in the batch request
+    job_images.count_deliveries(
+        r, job_id, names, ttl=TTL
+    )  # first delivery: the worker died in the batch request
     for _ in range(settings.MAX_DELIVERIES - 1):  # then died on the poison alone each time
-        jobs.count_delivery(r, job_id, "poison.png", ttl=TTL)
+        job_images.count_delivery(r, job_id, "poison.png", ttl=TTL)
     requests: list[list[str]] = []
 
     def segment_batch(images: list[tuple[str, bytes]]) -> list[object]:
@@ -295,13 +297,13 @@ def test_a_request_stores_its_masks_and_overlays_as_one_part(
     out = pipeline.process_images(r, job_id, names)
     assert [o["status"] for o in out] == ["ok"] * 3
     assert [p.name for p in folder.parts.iterdir()] == [f"{parts.part_id(names)}.zip"]  # one file, no temp
-    stored = jobs.parts(r, job_id)
+    stored = job_images.parts(r, job_id)
     assert stored == {
         "a/x.png": parts.part_id(names),
         "b/x.png": parts.part_id(names),
         "c.png": parts.part_id(names),
     }
-    assert {res.oil_pixels for res in jobs.results(r, job_id).values()} == {120}
+    assert {res.oil_pixels for res in job_images.results(r, job_id).values()} == {120}
     assert finalize.finalize(r, job_id) is not None
     with zipfile.ZipFile(folder.archive) as zf:
         assert sorted(zf.namelist()) == [
@@ -326,7 +328,7 @@ def test_finalize_fails_the_images_whose_part_disappeared(r: redis.Redis, result
     record_done(r, job_id, folder, "a.png", np.zeros((4, 4), np.uint8))
     folder.part_path(record_done(r, job_id, folder, "b.png", np.zeros((4, 4), np.uint8))).unlink()
     assert finalize.finalize(r, job_id) is not None
-    assert jobs.errors(r, job_id) == {"b.png": "result files disappeared before archiving"}
+    assert job_images.errors(r, job_id) == {"b.png": "result files disappeared before archiving"}
     with zipfile.ZipFile(folder.archive) as zf:
         assert sorted(zf.namelist()) == ["masks/a.png", "overlays/a.png", "report.csv", "report.json"]
 
@@ -373,5 +375,5 @@ def test_images_are_segmented_from_upload_zip_with_nothing_extracted(
     assert len(opened) == 1  # upload.zip is opened once per batch, not once per image
     assert sorted(p.name for p in folder.root.iterdir()) == ["parts", "upload.zip"]
     assert parts.complete(folder.part_path(parts.part_id(files)), ["a/x.png", "b/y.png"])
-    result = jobs.results(r, job_id)["b/y.tif"]
+    result = job_images.results(r, job_id)["b/y.tif"]
     assert (result.width, result.height, result.oil_pixels) == (16, 24, 16 * 24)

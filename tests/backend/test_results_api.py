@@ -16,7 +16,7 @@ import redis
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from backend import jobs, parts, storage
+from backend import job_images, jobs, parts, storage
 from backend.core.config import settings
 from backend.main import app
 from backend.schemas import ImageResult, JobState
@@ -79,7 +79,7 @@ def record_ok(r: redis.Redis, job_id: str, folder: storage.UserDir, name: str, o
     result = ImageResult(
         name=name, output=output, status="ok", width=width, height=height, oil_pixels=96, oil_fraction=0.0625
     )
-    jobs.record_results(
+    job_images.record_results(
         r, job_id, [result], model_version="t", user_hash=folder.root.name, ttl=TTL, parts={output: part}
     )
     return overlay
@@ -87,7 +87,7 @@ def record_ok(r: redis.Redis, job_id: str, folder: storage.UserDir, name: str, o
 
 def record_failed(r: redis.Redis, job_id: str, folder: storage.UserDir, name: str, output: str) -> None:
     result = ImageResult(name=name, output=output, status="failed", error="cannot read image: truncated")
-    jobs.record_result(r, job_id, result, model_version=None, user_hash=folder.root.name, ttl=TTL)
+    job_images.record_result(r, job_id, result, model_version=None, user_hash=folder.root.name, ttl=TTL)
 
 
 @pytest.mark.parametrize("token", BAD_TOKENS)

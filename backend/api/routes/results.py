@@ -13,7 +13,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
 
-from backend import jobs, parts
+from backend import job_images, jobs, parts
 from backend.api.deps import RedisDep, SettingsDep, ValidUserHash
 from backend.schemas import ErrorDetail, ImageSummary, JobState, ResultImages
 from backend.storage import UserDir, user_dir
@@ -53,7 +53,7 @@ def result_images(
 ) -> ResultImages:
     """Every image with a result (ok or failed), its oil fraction and overlay URL; grows as the job runs."""
     job = _live_job(redis, user_dir(settings.RESULTS_DIR, user_hash), user_hash)
-    results = jobs.results(redis, job.job_id)
+    results = job_images.results(redis, job.job_id)
     images = []
     for name in sorted(results):
         res = results[name]
@@ -98,7 +98,7 @@ def overlay(user_hash: ValidUserHash, name: str, redis: RedisDep, settings: Sett
     """The overlay PNG `name` (as under overlays/ in the archive), read from the part that holds it."""
     folder = user_dir(settings.RESULTS_DIR, user_hash)
     job = _live_job(redis, folder, user_hash)
-    part = jobs.parts(redis, job.job_id, [name]).get(name) if name.endswith(".png") else None
+    part = job_images.parts(redis, job.job_id, [name]).get(name) if name.endswith(".png") else None
     try:
         found = parts.open_overlay(folder.part_path(part), name) if part else None
     except ValueError:  # not a part id: a tampered record

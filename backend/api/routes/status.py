@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, HTTPException, Request
 
-from backend import jobs
+from backend import job_images, jobs
 from backend.api.deps import RedisDep, ValidJobId
 from backend.schemas import ErrorDetail, ImageError, JobStatus
 
@@ -35,7 +35,7 @@ def job_status(job_id: ValidJobId, redis: RedisDep, request: Request) -> JobStat
         total=job.total,
         done=job.done,
         failed=job.failed,
-        errors=[ImageError(name=n, error=e) for n, e in sorted(jobs.errors(redis, job_id).items())],
+        errors=[ImageError(name=n, error=e) for n, e in sorted(job_images.errors(redis, job_id).items())],
         created_at=datetime.fromtimestamp(job.created_at, UTC),
         finished_at=_when(job.finished_at),
         expires_at=_when(job.expires_at),
