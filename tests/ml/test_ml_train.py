@@ -82,10 +82,28 @@ def test_other_widths_train_and_export(
     data, out = tmp_path / "data", tmp_path / "run"
     write_dataset(data, 40, scene)
     args = ["--data", str(data), "--out", str(out), "--batch-size", "8", "--threads", "1", "--epochs", "1"]
-    train.main([*args, "--channels", "8,16,24", "--zoom", "1.5"])
+    train.main([*args, "--channels", "8,16,24", "--zoom", "1.5", "--loss", "lovasz"])
     ckpt = torch.load(out / "best.pt", weights_only=False)
     assert ckpt["channels"] == [8, 16, 24]
     info = export.export(out / "best.pt", tmp_path / "model.onnx")
     assert info["bytes"] < 4 * count_parameters(SlickNet((16, 32, 64, 128, 256)))
     with pytest.raises(SystemExit):
         train.parse_args(["--channels", "8"])
+
+
+def test_lovasz_hinge_is_zero_when_right_and_grows_with_errors() -> None:
+    torch = pytest.importorskip("torch")
+    from ml import train
+
+    truth = torch.zeros(2, 1, 8, 8)
+    truth[0, 0, 2:5, 2:6] = 1  # the second image has no oil at all
+    right = (truth * 2 - 1) * 3  # margins of 3 on the correct side
+    assert float(train.lovasz_hinge(right, truth)) == 0.0
+    one_wrong = right.clone()
+    one_wrong[0, 0, 2, 2] = -3
+    many_wrong = right.clone()
+    many_wrong[0, 0, 2:5, 2:4] = -3
+    assert 0 < float(train.lovasz_hinge(one_wrong, truth)) < float(train.lovasz_hinge(many_wrong, truth))
+    logits = right.clone().requires_grad_(True)
+    train.bce_lovasz_loss(logits - 1, truth).backward()
+    assert logits.grad is not None and torch.isfinite(logits.grad).all()
