@@ -45,6 +45,8 @@ def bare_model(images: list[tuple[str, bytes]]) -> tuple[float, float]:
         ml_settings.TILE_SIZE,
         ml_settings.TILE_OVERLAP,
         ml_settings.BATCH_SIZE,
+        ml_settings.ALLOW_SPINNING,
+        ml_settings.shared_threads,
     )
     with ThreadPoolExecutor(ml_settings.MAX_CONCURRENT) as pool:
         list(pool.map(segmenter.segment, grays[:WARMUP_IMAGES]))

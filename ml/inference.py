@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -182,12 +183,18 @@ def read_model_info(path: Path, metadata: dict[str, str]) -> ModelInfo:
 
 
 class Segmenter:
-    """One ONNX Runtime session plus the tiling settings; thread-safe (ORT sessions allow concurrent run).
+    """ONNX Runtime sessions plus the tiling settings; thread-safe (ORT sessions allow concurrent runs).
 
-    `batch_size` tiles go through the model per run while one segmentation runs alone; while several run
-    at once, each runs one tile at a time. Measured on 2 cores with 2 threads per session (ms of CPU per
-    256x256 tile, docs/benchmarks.md): alone, batch 1/2/4/8 cost 24.2/21.6/21.0/20.5; two at once, 21.5/22.0/
-    23.1/24.6. Big batches pay when the session has the cores to itself, and cost when two share them.
+    While one segmentation runs alone it gets `threads` intra-op threads and `batch_size` tiles per run; while
+    several run at once, each runs one tile at a time on a session of `shared_threads` threads (default: all
+    `threads`), so that concurrent requests split the cores instead of oversubscribing them. Measured on 2
+    cores, 256x256 tiles, two segmentations at once (ms of wall time per tile, docs/benchmarks.md): 2 threads
+    each 11.0-11.4, 1 thread each 10.2-10.5; one at a time on 2 threads in batches of 8, 10.3-10.9.
+
+    A segmentation left alone keeps the shared setting for `settle_seconds` more: a worker sends its next
+    request a few milliseconds after its previous one returns, and a batch of 8 tiles started on every thread
+    in that gap would then share the cores with the newcomer for its whole run (~80 ms). A job's last
+    request, or one large scene, still gets every thread after that short wait.
     """
 
     def __init__(
@@ -198,32 +205,43 @@ class Segmenter:
         overlap: int = 32,
         batch_size: int = 8,
         allow_spinning: bool = False,
+        shared_threads: int | None = None,
+        settle_seconds: float = 0.1,
     ) -> None:
         tile_starts(tile_size, tile_size, overlap)  # validates overlap early
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # Spinning threads keep a core busy between runs and while a sibling waits for a core it shares.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
-        self.session = ort.InferenceSession(
-            str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        shared_threads = threads if shared_threads is None else shared_threads
+        if not 1 <= shared_threads <= threads:
+            raise ValueError(f"shared_threads must be in [1, {threads}], got {shared_threads}")
+        self.session = _session(model_path, threads, allow_spinning)
+        # The session used while several segmentations run at once (the same one when the counts agree).
+        self.shared_session = self.session
+        if shared_threads != threads:
+            self.shared_session = _session(model_path, shared_threads, allow_spinning)
         self.input_name = self.session.get_inputs()[0].name
         self.info = read_model_info(Path(model_path), self.session.get_modelmeta().custom_metadata_map)
+        self.threads = threads
+        self.shared_threads = shared_threads
         self.tile_size = tile_size
         self.overlap = overlap
         self.batch_size = batch_size
+        self.settle_seconds = settle_seconds
         self._active = 0
+        self._shared_until = 0.0  # time.monotonic() until which a lone segmentation keeps the shared setting
         self._lock = threading.Lock()
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Raw model call on (N, 1, T, T) float32 in [0, 1]."""
-        return self.session.run(None, {self.input_name: batch})[0]
+        """Raw model call on (N, 1, T, T) float32 in [0, 1], on the session that fits the current load."""
+        session = self.shared_session if self._shared() else self.session
+        return session.run(None, {self.input_name: batch})[0]
+
+    def _shared(self) -> bool:
+        """Whether the cores are shared: another segmentation runs now, or ended within settle_seconds."""
+        return self._active > 1 or time.monotonic() < self._shared_until
 
     def _current_batch_size(self) -> int:
-        return self.batch_size if self._active <= 1 else 1
+        return 1 if self._shared() else self.batch_size
 
     def probabilities_many(self, grays: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """float32 oil probability maps of each image, in order (see sliding_window_many)."""
@@ -235,6 +253,8 @@ class Segmenter:
             )
         finally:
             with self._lock:
+                if self._active > 1:
+                    self._shared_until = time.monotonic() + self.settle_seconds
                 self._active -= 1
 
     def probabilities(self, gray: np.ndarray) -> np.ndarray:
@@ -249,3 +269,12 @@ class Segmenter:
     def segment_many(self, grays: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """The mask of each image, in order; small images share model runs (see sliding_window_many)."""
         return (to_mask(prob) for prob in self.probabilities_many(grays))
+
+
+def _session(model_path: Path, threads: int, allow_spinning: bool) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # Spinning threads keep a core busy between runs and while a sibling waits for a core it shares.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
+    return ort.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])

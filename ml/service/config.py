@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     NICE: int = Field(default=10, ge=0, le=19)
 
     @property
+    def shared_threads(self) -> int:
+        """Intra-op threads of each segmentation while several run at once: they split THREADS."""
+        return max(1, self.THREADS // self.MAX_CONCURRENT)
+
+    @property
     def max_body_bytes(self) -> int:
         return self.MAX_BODY_MB * 1024 * 1024
 

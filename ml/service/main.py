@@ -49,6 +49,7 @@ def create_app(config: Settings = settings, *, lower_priority: bool = False) -> 
             config.TILE_OVERLAP,
             config.BATCH_SIZE,
             config.ALLOW_SPINNING,
+            config.shared_threads,
         )
         yield
         app.state.segmenter = None
@@ -104,7 +105,8 @@ def _add_routes(app: FastAPI) -> None:
             tile_size=segmenter.tile_size,
             tile_overlap=segmenter.overlap,
             batch_size=segmenter.batch_size,
-            threads=config.THREADS,
+            threads=segmenter.threads,
+            shared_threads=segmenter.shared_threads,
             threshold=THRESHOLD,
             validation=info.validation,
         )

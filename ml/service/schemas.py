@@ -25,6 +25,7 @@ class ModelCard(BaseModel):
     tile_overlap: int
     batch_size: int
     threads: int
+    shared_threads: int
     threshold: float
     validation: dict[str, float]
 

@@ -153,7 +153,7 @@ def test_to_mask_thresholds_at_one_half() -> None:
 
 
 def test_segmenter_runs_single_tiles_while_another_segmentation_runs() -> None:
-    segmenter = Segmenter(batch_size=4)
+    segmenter = Segmenter(batch_size=4, settle_seconds=0)
     sizes: list[int] = []
     real_predict = segmenter.predict
 
@@ -175,3 +175,61 @@ def test_segmenter_runs_single_tiles_while_another_segmentation_runs() -> None:
     segmenter.segment(image)
     list(segmenter.segment_many([image] * 2))
     assert sizes == [1, 2]  # the other one has finished: full batches again
+
+
+def test_concurrent_segmentations_split_the_threads_between_them() -> None:
+    segmenter = Segmenter(threads=2, batch_size=4, shared_threads=1, settle_seconds=0)
+    assert segmenter.shared_session is not segmenter.session
+    used: list[object] = []
+    for session in (segmenter.session, segmenter.shared_session):
+        real_run = session.run
+
+        def run(*args: object, _real=real_run, _session=session) -> object:  # type: ignore[no-untyped-def]
+            used.append(_session)
+            return _real(*args)
+
+        session.run = run  # type: ignore[method-assign]
+    image = np.zeros((256, 256), np.uint8)
+    segmenter.segment(image)
+    assert used == [segmenter.session]  # alone: every thread
+    used.clear()
+    other = segmenter.probabilities_many([image] * 2)
+    next(other)
+    segmenter.segment(image)
+    assert used[-1] is segmenter.shared_session  # two at once: the single-threaded session
+    list(other)
+
+
+def test_one_session_serves_both_when_the_thread_counts_agree() -> None:
+    segmenter = Segmenter(threads=1)
+    assert segmenter.shared_session is segmenter.session
+    with pytest.raises(ValueError, match="shared_threads"):
+        Segmenter(threads=2, shared_threads=3)
+
+
+def test_a_segmentation_left_alone_keeps_the_shared_setting_while_it_settles(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr("ml.inference.time.monotonic", lambda: clock[0])
+    segmenter = Segmenter(batch_size=4, settle_seconds=0.1)
+    sizes: list[int] = []
+    real_predict = segmenter.predict
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        sizes.append(len(batch))
+        return real_predict(batch)
+
+    segmenter.predict = predict  # type: ignore[method-assign]
+    image = np.zeros((256, 256), np.uint8)
+    other = segmenter.probabilities_many([image] * 2)
+    next(other)
+    segmenter.segment(image)  # two at once
+    list(other)
+    sizes.clear()
+    list(segmenter.segment_many([image] * 2))
+    assert sizes == [1, 1]  # a worker's next request is probably on its way: still single tiles
+    clock[0] += 0.2
+    sizes.clear()
+    list(segmenter.segment_many([image] * 2))
+    assert sizes == [2]  # alone for longer than settle_seconds: full batches
