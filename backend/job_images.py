@@ -121,9 +121,13 @@ def record_results(
         )
     if parts:
         pipe.hset(jobs.job_key(job_id, ":parts"), mapping=dict(parts))
-    for result in results:
-        pipe.sadd(ok if result.status == "ok" else failed, result.name)
-        pipe.srem(failed if result.status == "ok" else ok, result.name)
+    for into, out_of, names in (
+        (ok, failed, [res.name for res in results if res.status == "ok"]),
+        (failed, ok, [res.name for res in results if res.status != "ok"]),
+    ):
+        if names:
+            pipe.sadd(into, *names)
+            pipe.srem(out_of, *names)
     if model_version:
         pipe.hset(jobs.job_key(job_id), "model_version", model_version)
     jobs.touch(pipe, job_id, user_hash, ttl)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -105,8 +106,9 @@ def record_images(r: redis.Redis, statuses: dict[str, int], seconds: list[float]
     for status, count in statuses.items():
         if count:
             pipe.hincrby(METRICS_KEY, _field("images", status), count)
-    for sample in seconds:
-        pipe.hincrby(METRICS_KEY, f"{LATENCY}:{bisect.bisect_left(LATENCY_BUCKETS, sample)}", 1)
+    buckets = Counter(bisect.bisect_left(LATENCY_BUCKETS, sample) for sample in seconds)
+    for bucket, count in buckets.items():
+        pipe.hincrby(METRICS_KEY, f"{LATENCY}:{bucket}", count)
     if seconds:
         pipe.hincrbyfloat(METRICS_KEY, f"{LATENCY}:sum", sum(seconds))
     _safely("images", pipe)

@@ -24,7 +24,7 @@ def test_check_mask_takes_the_reported_count_or_counts() -> None:
 def test_check_mask_rejects_wrong_size_mode_count_and_garbage() -> None:
     with pytest.raises(ValueError, match="3x2 mask for a 2x3 image"):
         imaging.check_mask(png(np.zeros((2, 3), np.uint8)), (2, 3), reported=0)
-    with pytest.raises(ValueError, match="RGB 3x2 mask"):
+    with pytest.raises(ValueError, match="PNG RGB 3x2 mask"):
         imaging.check_mask(png(np.zeros((2, 3, 3), np.uint8)), (3, 2), reported=0)
     with pytest.raises(ValueError, match="reported 7 oil pixels for a 3x2 image"):
         imaging.check_mask(png(np.zeros((2, 3), np.uint8)), (3, 2), reported=7)
@@ -39,3 +39,15 @@ def test_check_png_checks_overlays_by_header() -> None:
     imaging.check_png(buffer.getvalue(), (3, 2), "P", "overlay")
     with pytest.raises(ValueError, match="overlay"):
         imaging.check_png(png(np.zeros((2, 3), np.uint8)), (3, 2), "P", "overlay")
+
+
+def test_png_header_reads_size_and_mode_without_decoding() -> None:
+    assert imaging.png_header(png(np.zeros((2, 3), np.uint8))) == (3, 2, "L")
+    assert imaging.png_header(png(np.zeros((5, 4, 3), np.uint8))) == (4, 5, "RGB")
+    assert imaging.png_header(png(np.zeros((2, 2), np.uint16))) == (2, 2, "I;16")
+    assert imaging.png_header(png(np.zeros((2, 2), bool))) == (2, 2, "1")
+    data = bytearray(png(np.zeros((2, 3), np.uint8)))
+    data[17] ^= 1  # a bit of the width flipped: the IHDR checksum no longer matches
+    for bad in (bytes(data), b"\x89PNG\r\n\x1a\n", b"GIF89a..."):
+        with pytest.raises(ValueError):
+            imaging.png_header(bad)
