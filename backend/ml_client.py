@@ -1,5 +1,5 @@
-"""Client of the ML service's POST /segment and /segment/batch: one pooled httpx.Client per worker process,
-retries with backoff.
+"""Client of the ML service's POST /segment and /segment/batch: one pooled httpx.Client per worker process
+(on urllib3: backend.ml_transport), retries with backoff.
 
 Connection errors, timeouts and 5xx are retried (the service may be restarting or overloaded); a 4xx is
 final (the image itself is the problem), so it is raised at once with the service's own explanation.
@@ -25,6 +25,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from backend.core.config import settings
+from backend.ml_transport import Urllib3Transport
 from backend.schemas import ErrorDetail
 from ml.service.schemas import BatchResult
 
@@ -58,11 +59,10 @@ def get_client() -> httpx.Client:
     """The process's client, created on first use (after the prefork, so no socket is shared across forks)."""
     global _client, _client_pid
     if _client is None or _client_pid != os.getpid():
-        _client = httpx.Client(
-            base_url=settings.ML_SERVICE_URL,
-            timeout=httpx.Timeout(settings.ML_TIMEOUT_SECONDS, connect=10.0),
-            limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
+        transport = Urllib3Transport(
+            settings.ML_SERVICE_URL, timeout=settings.ML_TIMEOUT_SECONDS, connect_timeout=10.0, connections=2
         )
+        _client = httpx.Client(base_url=settings.ML_SERVICE_URL, transport=transport)
         _client_pid = os.getpid()
     return _client
 
