@@ -1,8 +1,8 @@
-"""Checks of the ML service's mask and overlay, and mask statistics.
+"""What the worker reads from image headers: an input's size, and checks of the ML service's mask and overlay.
 
 The ML service renders and encodes both PNGs (it has the decoded image at hand) and counts the oil pixels
-before encoding, so the worker checks their headers and stores their bytes: no image is decoded twice and
-no PNG encoded twice.
+before encoding, so the worker checks their headers and stores their bytes: the worker decodes no image
+and encodes no PNG.
 """
 
 from __future__ import annotations
@@ -39,6 +39,19 @@ def png_header(data: bytes) -> tuple[int, int, str]:
     if mode is None:
         raise ValueError(f"PNG of an invalid colour type {colour} and bit depth {depth}")
     return width, height, mode
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from an image's header: a PNG's parsed here, other formats' by Pillow; ValueError if
+    there is none (no pixel is decoded)."""
+    if data.startswith(PNG_SIGNATURE):
+        width, height, _ = png_header(data)
+        return width, height
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.size
+    except (OSError, Image.DecompressionBombError) as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def check_png(png: bytes, size: tuple[int, int], mode: str, what: str) -> None:

@@ -7,13 +7,10 @@ sets count each name once.
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from pathlib import PurePosixPath
 from typing import BinaryIO
-
-from PIL import Image
 
 from backend import imaging, job_images, jobs, metrics, ml_client, parts
 from backend.core.config import MB, settings
@@ -249,23 +246,14 @@ def _read_input(archive: BinaryIO, record: str | None) -> Input:
     except ValueError as exc:
         raise ValueError(f"cannot read image from the uploaded zip: {exc}") from exc
     try:
-        size = _image_size(data)
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        size = imaging.image_size(data)
+    except ValueError as exc:
         raise ValueError(f"cannot read image: {exc}") from exc
     if size[0] * size[1] > settings.MAX_IMAGE_PIXELS:
         raise ValueError(
             f"image has {size[0]}x{size[1]} pixels, over the limit of {settings.MAX_IMAGE_PIXELS}"
         )
     return data, size
-
-
-def _image_size(data: bytes) -> tuple[int, int]:
-    """(width, height) from the image's header: a PNG's parsed here, other formats' by Pillow."""
-    if data.startswith(imaging.PNG_SIGNATURE):
-        width, height, _ = imaging.png_header(data)
-        return width, height
-    with Image.open(io.BytesIO(data)) as im:
-        return im.size
 
 
 def _check(
