@@ -74,3 +74,28 @@ def test_copy_outputs_copies_the_named_images_only(tmp_path: Path) -> None:
         assert zf.namelist() == ["masks/b.png", "overlays/b.png"]
         assert zf.read("masks/b.png") == b"mask-b"
         assert zf.getinfo("overlays/b.png").compress_type == zipfile.ZIP_STORED
+
+
+def test_copied_entries_and_written_ones_make_one_valid_archive(tmp_path: Path) -> None:
+    """Entries copied as they lie, from two parts, then a deflated report: every CRC and offset checks out."""
+    parts.write_part(tmp_path / "p1.zip", ITEMS)
+    parts.write_part(tmp_path / "p2.zip", [parts.Outputs("c.png", b"mask-c" * 500, b"overlay-c")])
+    archive = tmp_path / "archive.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        parts.copy_outputs(zf, tmp_path / "p1.zip", ["b.png", "a/x.png"])  # not in the part's order
+        parts.copy_outputs(zf, tmp_path / "p2.zip", ["c.png"])
+        zf.writestr("report.json", "{}" * 100, compress_type=zipfile.ZIP_DEFLATED)
+    with zipfile.ZipFile(archive) as zf:
+        assert zf.testzip() is None
+        assert zf.namelist() == [
+            "masks/b.png",
+            "overlays/b.png",
+            "masks/a/x.png",
+            "overlays/a/x.png",
+            "masks/c.png",
+            "overlays/c.png",
+            "report.json",
+        ]
+        assert zf.read("masks/c.png") == b"mask-c" * 500
+        assert zf.read("overlays/b.png") == b"overlay-b" * 1000
+        assert zf.read("report.json") == b"{}" * 100
