@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -98,15 +97,19 @@ def upload(args: argparse.Namespace) -> int:
 
 
 def _wait(client: httpx.Client, job_id: str, poll: float) -> dict[str, Any]:
-    """Poll the job until it leaves the active states, with a bar of images processed; report its outcome."""
+    """Follow the job until it leaves the active states, with a bar of images processed; report its outcome.
+
+    Each status request is a long poll of `poll` seconds: the progress is refreshed that often, and the
+    end is seen the moment it happens.
+    """
     progress = Progress(f"job {job_id[:8]}", unit="images")
     try:
         while True:
-            job: dict[str, Any] = _check(client.get(f"/api/status/{job_id}")).json()
+            answer = client.get(f"/api/status/{job_id}", params={"wait": poll})
+            job: dict[str, Any] = _check(answer).json()
             progress.update(job["done"] + job["failed"], job["total"])
             if job["state"] not in ACTIVE:
                 break
-            time.sleep(poll)
     finally:
         progress.close()
     for error in job["errors"]:
@@ -192,7 +195,7 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("zip", type=Path)
     up.add_argument("--wait", action="store_true", help="follow the job until it finishes")
     up.add_argument("--out", type=Path, help="save the results archive here (implies --wait)")
-    up.add_argument("--poll", type=float, default=1.0, help="seconds between status polls")
+    up.add_argument("--poll", type=float, default=1.0, help="seconds between progress updates")
     up.set_defaults(run=upload)
 
     st = commands.add_parser("status", help="progress of a job")

@@ -50,6 +50,7 @@ for i = 3, 2 + n do
   if ARGV[i] == cur then
     redis.call('HSET', KEYS[1], 'state', ARGV[1])
     for j = 3 + n, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[j], ARGV[j + 1]) end
+    redis.call('PUBLISH', KEYS[1] .. ':state', ARGV[1])
     return 1
   end
 end
@@ -94,6 +95,11 @@ def connect(url: str, *, retry_seconds: float = 1.0) -> Redis:
 
 def job_key(job_id: str, suffix: str = "") -> str:
     return f"{PREFIX}job:{job_id}{suffix}"
+
+
+def state_channel(job_id: str) -> str:
+    """The pub/sub channel on which transition() announces each new state of the job."""
+    return job_key(job_id, ":state")
 
 
 def _user_key(user_hash: str) -> str:
@@ -184,7 +190,10 @@ def job_for_user(r: Redis, user_hash: str) -> str | None:
 
 
 def transition(r: Redis, job_id: str, to: JobState, allowed: Iterable[JobState], **fields: object) -> bool:
-    """Move to `to` only from one of `allowed`, setting `fields` too; False if the state was elsewhere."""
+    """Move to `to` only from one of `allowed`, setting `fields` too; False if the state was elsewhere.
+
+    The new state is published on state_channel(job_id), for the clients waiting on GET /api/status?wait=.
+    """
     allowed = [str(s) for s in allowed]
     pairs = [str(x) for kv in fields.items() for x in kv]
     return bool(r.eval(_TRANSITION, 1, job_key(job_id), str(to), len(allowed), *allowed, *pairs))

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import redis
+import redis.asyncio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -35,10 +36,15 @@ WEB_HEADERS = {
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.redis = jobs.connect(settings.redis_url)
+    # For the long poll of GET /api/status?wait= only: it waits on pub/sub without holding a thread.
+    app.state.redis_async = redis.asyncio.Redis.from_url(
+        settings.redis_url, decode_responses=True, socket_connect_timeout=3
+    )
     try:
         yield
     finally:
         app.state.redis.close()
+        await app.state.redis_async.aclose()
 
 
 def _detail(status_code: int, detail: str) -> JSONResponse:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
+import redis.asyncio
 from fastapi import Depends, HTTPException, Request
 
 from backend import jobs
@@ -18,6 +19,11 @@ async def get_settings() -> Settings:
 
 async def get_redis(request: Request) -> jobs.Redis:
     client: jobs.Redis = request.app.state.redis
+    return client
+
+
+async def get_async_redis(request: Request) -> redis.asyncio.Redis:
+    client: redis.asyncio.Redis = request.app.state.redis_async
     return client
 
 
@@ -55,5 +61,6 @@ def operator_access(request: Request, settings: Annotated[Settings, Depends(get_
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RedisDep = Annotated[jobs.Redis, Depends(get_redis)]
+AsyncRedisDep = Annotated[redis.asyncio.Redis, Depends(get_async_redis)]
 ValidUserHash = Annotated[str, Depends(valid_user_hash)]
 ValidJobId = Annotated[str, Depends(valid_job_id)]

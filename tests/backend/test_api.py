@@ -7,6 +7,7 @@ directly through backend.jobs. The full upload -> download path is in tests/e2e.
 from __future__ import annotations
 
 import io
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -212,3 +213,40 @@ def test_openapi_documents_the_multipart_body_and_errors(client: TestClient) -> 
     for path in ("/api/status/{job_id}", "/api/download/{user_hash}", "/api/archive_time_left/{user_hash}"):
         operation = spec["paths"][path]["get"]
         assert operation["summary"] and "404" in operation["responses"]
+
+
+def test_status_wait_answers_as_soon_as_the_job_ends(client: TestClient, r: redis.Redis) -> None:
+    job_id, user_hash = make_job(r, JobState.PROCESSING)
+
+    def finish_later() -> None:
+        time.sleep(0.3)
+        jobs.transition(r, job_id, JobState.ARCHIVING, [JobState.PROCESSING])
+        jobs.finish(r, job_id, user_hash, JobState.COMPLETED, now=time.time(), archive_ttl=60, record_ttl=TTL)
+
+    finisher = threading.Thread(target=finish_later)
+    started = time.monotonic()
+    finisher.start()
+    response = client.get(f"/api/status/{job_id}", params={"wait": 20})
+    elapsed = time.monotonic() - started
+    finisher.join()
+    assert response.status_code == 200
+    assert response.json()["state"] == "completed"
+    assert 0.25 < elapsed < 5  # woken by the end, not by the 20 s
+
+
+def test_status_wait_gives_the_progress_after_the_wait_while_the_job_runs(
+    client: TestClient, r: redis.Redis
+) -> None:
+    job_id, _ = make_job(r, JobState.PROCESSING)
+    started = time.monotonic()
+    response = client.get(f"/api/status/{job_id}", params={"wait": 0.3})
+    assert 0.25 < time.monotonic() - started < 5
+    assert response.json()["state"] == "processing"
+    done_id, _ = make_job(r, JobState.COMPLETED)
+    started = time.monotonic()
+    assert client.get(f"/api/status/{done_id}", params={"wait": 20}).json()["state"] == "completed"
+    assert time.monotonic() - started < 5  # already ended: no wait
+    assert client.get(f"/api/status/{storage.new_token()}", params={"wait": 20}).status_code == 404
+    too_long = client.get(f"/api/status/{job_id}", params={"wait": 61})
+    assert too_long.status_code == 422
+    assert "wait" in too_long.json()["detail"]

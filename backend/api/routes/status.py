@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from backend import job_images, jobs
-from backend.api.deps import RedisDep, ValidJobId
+from backend.api.deps import AsyncRedisDep, RedisDep, ValidJobId
+from backend.job_wait import MAX_WAIT_SECONDS, wait_until_ended
 from backend.schemas import ErrorDetail, ImageError, JobStatus
 
 router = APIRouter(tags=["jobs"])
@@ -24,8 +28,28 @@ def _when(timestamp: float | None) -> datetime | None:
     response_model=JobStatus,
     responses={404: {"model": ErrorDetail, "description": "No such job (or its record has aged out)."}},
 )
-def job_status(job_id: ValidJobId, redis: RedisDep, request: Request) -> JobStatus:
+async def job_status(
+    job_id: ValidJobId,
+    redis: RedisDep,
+    events: AsyncRedisDep,
+    request: Request,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_WAIT_SECONDS,
+            description="Long poll: answer as soon as the job has ended (completed, failed or expired), "
+            "or after this many seconds with its progress. 0 answers at once.",
+        ),
+    ] = 0,
+) -> JobStatus:
     """State, counters and per-image errors; `done` grows while the job runs."""
+    if wait:
+        await wait_until_ended(events, job_id, wait)
+    return await run_in_threadpool(_status, redis, job_id, request.app.url_path_for)
+
+
+def _status(redis: jobs.Redis, job_id: str, url_path_for: Callable[..., object]) -> JobStatus:
     job = jobs.get_job(redis, job_id)
     if job is None:
         raise HTTPException(404, "No such job: it never existed, or its record expired.")
@@ -39,5 +63,5 @@ def job_status(job_id: ValidJobId, redis: RedisDep, request: Request) -> JobStat
         created_at=datetime.fromtimestamp(job.created_at, UTC),
         finished_at=_when(job.finished_at),
         expires_at=_when(job.expires_at),
-        download_url=request.app.url_path_for("download", user_hash=job.user_hash),
+        download_url=str(url_path_for("download", user_hash=job.user_hash)),
     )

@@ -1,0 +1,38 @@
+"""Waiting for a job to end without polling: the long poll behind GET /api/status/{job_id}?wait=.
+
+A client that polls the status every few hundred milliseconds costs the API, Redis and itself ~2.5 ms of
+CPU per request, on the cores the model needs (measured: docs/benchmarks.md). Instead the API subscribes to
+the job's state channel (jobs.transition publishes every change) and answers when the job has ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import Redis
+
+from backend import jobs
+from backend.schemas import ACTIVE_STATES
+
+MAX_WAIT_SECONDS = 60.0
+
+
+async def wait_until_ended(r: Redis, job_id: str, timeout: float) -> None:
+    """Return once the job is no longer active (or has no record), or after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + min(timeout, MAX_WAIT_SECONDS)
+    async with r.pubsub(ignore_subscribe_messages=True) as pubsub:
+        await pubsub.subscribe(jobs.state_channel(job_id))
+        # Read after subscribing: a change published in between is then either seen here or received.
+        if not _active(await r.hget(jobs.job_key(job_id), "state")):
+            return
+        while (left := deadline - loop.time()) > 0:
+            message = await pubsub.get_message(timeout=left)
+            if message is not None and not _active(message["data"]):
+                return
+
+
+def _active(state: str | bytes | None) -> bool:
+    if isinstance(state, bytes):
+        state = state.decode()
+    return state in ACTIVE_STATES
