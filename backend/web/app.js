@@ -173,10 +173,13 @@ function listItem(name, reason) {
   return li;
 }
 
+// Each status request is a long poll of one second: the progress is refreshed every second, and the end of
+// the job shows the moment it happens (the API answers as soon as the job ends).
 async function poll(current) {
   let status;
+  const started = Date.now();
   try {
-    status = await getJson(current.statusUrl);
+    status = await getJson(`${current.statusUrl}?wait=${POLL_MS / 1000}`);
   } catch (error) {
     if (job !== current) return;
     // A 404 will not heal; anything else (network, 5xx) may: keep trying, and say so.
@@ -200,7 +203,8 @@ async function poll(current) {
     await refreshGallery(current, processed);
   }
   if (ACTIVE.has(status.state)) {
-    current.pollTimer = setTimeout(() => poll(current), POLL_MS);
+    // At most one request a second, even from a server that answers at once.
+    current.pollTimer = setTimeout(() => poll(current), Math.max(0, POLL_MS - (Date.now() - started)));
   } else if (status.state === "completed") {
     enableDownload(current.downloadUrl);
     startCountdown(current);
