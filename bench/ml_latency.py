@@ -53,20 +53,22 @@ def png_bytes(image: np.ndarray) -> bytes:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--threads", type=int, default=2, help="intra-op threads in all")
+    p.add_argument("--runners", type=int, help="model runs at once (default: one per thread)")
+    p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--runs", type=int, default=50, help="timed runs of the single tile")
     p.add_argument("--large", type=int, default=4000, help="side of the large square scene")
     p.add_argument("--service", metavar="URL", help="also time POST /segment of a running ML service")
     args = p.parse_args(argv)
 
-    segmenter = Segmenter(args.model, threads=args.threads, batch_size=args.batch_size)
+    segmenter = Segmenter(args.model, args.threads, batch_size=args.batch_size, runners=args.runners)
+    runners = segmenter.runners
     tile = speckled_sea(segmenter.tile_size, segmenter.tile_size)
     batch = (tile.astype(np.float32) / 255)[None, None]
     ms = statistics.median(timed(lambda: segmenter.predict(batch), args.runs)) * 1000
     print(
         f"onnx model, 1 tile of {segmenter.tile_size}x{segmenter.tile_size}, batch 1, "
-        f"{args.threads} threads: median {ms:.1f} ms/tile over {args.runs} runs"
+        f"{runners.threads} threads: median {ms:.1f} ms/tile over {args.runs} runs"
     )
 
     large = speckled_sea(args.large, args.large, seed=1)
@@ -74,7 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     seconds = timed(lambda: segmenter.segment(large), runs=1, warmup=0)[0]
     print(
         f"segmenter, {args.large}x{args.large} scene ({tiles} tiles, overlap {segmenter.overlap}, "
-        f"batch {args.batch_size}): {seconds:.2f} s, {tiles / seconds:.1f} tiles/s"
+        f"batch {args.batch_size}, {runners.count} runners of {runners.threads} threads): "
+        f"{seconds:.2f} s, {tiles / seconds:.1f} tiles/s"
     )
 
     if args.service:

@@ -46,14 +46,16 @@ def bare_model(images: list[tuple[str, bytes]]) -> tuple[float, float]:
         ml_settings.TILE_OVERLAP,
         ml_settings.BATCH_SIZE,
         ml_settings.ALLOW_SPINNING,
-        ml_settings.shared_threads,
+        ml_settings.runners,
     )
     with ThreadPoolExecutor(ml_settings.MAX_CONCURRENT) as pool:
         list(pool.map(segmenter.segment, grays[:WARMUP_IMAGES]))
         t0, cpu0 = time.perf_counter(), _own_cpu()
         for _ in pool.map(segmenter.segment, grays):
             pass
-        return time.perf_counter() - t0, _own_cpu() - cpu0
+        wall, cpu = time.perf_counter() - t0, _own_cpu() - cpu0
+    segmenter.close()
+    return wall, cpu
 
 
 def _own_cpu() -> float:
@@ -134,7 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     sizes = {decode_gray(data).shape for _, data in images[:3]}
     print(f"images: {len(images)} ({', '.join(f'{w}x{h}' for h, w in sizes)}...)", flush=True)
     print(
-        f"settings: ML_THREADS={ml_settings.THREADS} ML_MAX_CONCURRENT={ml_settings.MAX_CONCURRENT} "
+        f"settings: ML_THREADS={ml_settings.THREADS} ML_RUNNERS={ml_settings.runners} "
+        f"ML_MAX_CONCURRENT={ml_settings.MAX_CONCURRENT} "
         f"ML_BATCH_SIZE={ml_settings.BATCH_SIZE} WORKER_CONCURRENCY={backend_settings.WORKER_CONCURRENCY} "
         f"IMAGES_PER_TASK={backend_settings.IMAGES_PER_TASK} (nproc {os.cpu_count()})",
         flush=True,

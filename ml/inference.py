@@ -11,22 +11,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-import onnxruntime as ort
+
+from ml.runners import ModelRunners
 
 THRESHOLD = 0.5
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "models" / "slicknet.onnx"
 
-# (N, 1, T, T) float32 grey levels in [0, 1] -> (N, 1, T, T) float32 oil probabilities.
-Predict = Callable[[np.ndarray], np.ndarray]
+# (N, 1, T, T) float32 grey levels in [0, 1] -> (N, 1, T, T) float32 oil probabilities, now or later.
+Predict = Callable[[np.ndarray], "np.ndarray | Future[np.ndarray]"]
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -74,13 +75,11 @@ def tile_positions(height: int, width: int, tile: int, overlap: int) -> Iterator
 
 
 T = TypeVar("T")
-# Tiles per model run: a number, or a function asked before every run (Segmenter adapts it to the load).
-BatchSize = int | Callable[[], int]
 
 
-def batches(items: Iterator[T], size: BatchSize) -> Iterator[list[T]]:
+def batches(items: Iterator[T], size: int) -> Iterator[list[T]]:
     """Consecutive chunks of at most `size` items (itertools.batched is Python 3.12+)."""
-    while chunk := list(islice(items, size() if callable(size) else size)):
+    while chunk := list(islice(items, size)):
         yield chunk
 
 
@@ -107,17 +106,21 @@ def sliding_window_many(
     predict: Predict,
     tile: int = 256,
     overlap: int = 32,
-    batch_size: BatchSize = 8,
+    batch_size: int = 8,
+    ahead: int = 1,
 ) -> Iterator[np.ndarray]:
     """Blended probabilities of each image, in order, with batches filled across image boundaries.
 
     Many small images (a batch of 256x256 tiles) then cost one model run per `batch_size` tiles, not one
-    per image. Images are read from `images` only when their first tile is needed and each map is yielded
-    as soon as its last tile is in, so at most about `batch_size` images are held at once.
+    per image. `predict` may return a Future (ModelRunners.submit): up to `ahead` runs are then queued at
+    once, so the runners never wait for this thread's decoding, blending or encoding. Images are read from
+    `images` only when their first tile is needed and each map is yielded as soon as its last tile is in,
+    so at most about `batch_size * ahead` images are held at once.
     """
     window = blend_window(tile, overlap)
     window2d = np.outer(window, window)
-    canvases: list[_Canvas] = []  # images started and not yet yielded, in order
+    canvases: deque[_Canvas] = deque()  # images started and not yet yielded, in order
+    pending: deque[tuple[list[tuple[_Canvas, int, int]], np.ndarray | Future[np.ndarray]]] = deque()
 
     def positions() -> Iterator[tuple[_Canvas, int, int]]:
         for image in images:
@@ -132,9 +135,8 @@ def sliding_window_many(
             for y, x in corners:
                 yield canvas, y, x
 
-    for chunk in batches(positions(), batch_size):
-        batch = np.stack([c.padded[y : y + tile, x : x + tile] for c, y, x in chunk])
-        probs = predict((batch.astype(np.float32) / np.float32(255.0))[:, None])
+    def add(chunk: list[tuple[_Canvas, int, int]], outcome: np.ndarray | Future[np.ndarray]) -> None:
+        probs = outcome.result() if isinstance(outcome, Future) else outcome
         if probs.shape != (len(chunk), 1, tile, tile):
             raise ValueError(f"model returned shape {probs.shape} for {len(chunk)} tiles of {tile}")
         for (canvas, y, x), prob in zip(chunk, probs[:, 0], strict=True):
@@ -143,8 +145,18 @@ def sliding_window_many(
             else:
                 canvas.acc = prob
             canvas.remaining -= 1
+
+    for chunk in batches(positions(), batch_size):
+        batch = np.stack([c.padded[y : y + tile, x : x + tile] for c, y, x in chunk])
+        pending.append((chunk, predict((batch.astype(np.float32) / np.float32(255.0))[:, None])))
+        while len(pending) >= max(1, ahead):
+            add(*pending.popleft())
+            while canvases and canvases[0].remaining == 0:
+                yield _normalised(canvases.popleft(), tile, overlap, window)
+    while pending:
+        add(*pending.popleft())
         while canvases and canvases[0].remaining == 0:
-            yield _normalised(canvases.pop(0), tile, overlap, window)
+            yield _normalised(canvases.popleft(), tile, overlap, window)
 
 
 def _normalised(canvas: _Canvas, tile: int, overlap: int, window: np.ndarray) -> np.ndarray:
@@ -190,18 +202,11 @@ def read_model_info(path: Path, metadata: dict[str, str]) -> ModelInfo:
 
 
 class Segmenter:
-    """ONNX Runtime sessions plus the tiling settings; thread-safe (ORT sessions allow concurrent runs).
+    """The model's runners plus the tiling settings; thread-safe, so one serves every request of a process.
 
-    While one segmentation runs alone it gets `threads` intra-op threads and `batch_size` tiles per run; while
-    several run at once, each runs one tile at a time on a session of `shared_threads` threads (default: all
-    `threads`), so that concurrent requests split the cores instead of oversubscribing them. Measured on 2
-    cores, 256x256 tiles, two segmentations at once (ms of wall time per tile, docs/benchmarks.md): 2 threads
-    each 11.0-11.4, 1 thread each 10.2-10.5; one at a time on 2 threads in batches of 8, 10.3-10.9.
-
-    A segmentation left alone keeps the shared setting for `settle_seconds` more: a worker sends its next
-    request a few milliseconds after its previous one returns, and a batch of 8 tiles started on every thread
-    in that gap would then share the cores with the newcomer for its whole run (~80 ms). A job's last
-    request, or one large scene, still gets every thread after that short wait.
+    Tiles go to `runners` model runs at once (ml.runners), each on `threads // runners` intra-op threads,
+    `batch_size` tiles per run; every segmentation keeps `ahead` runs (default: two per runner) queued.
+    Single tiles on single-threaded runners were the fastest on 2 cores (docs/benchmarks.md, round 5).
     """
 
     def __init__(
@@ -210,63 +215,40 @@ class Segmenter:
         threads: int = 2,
         tile_size: int = 256,
         overlap: int = 32,
-        batch_size: int = 8,
+        batch_size: int = 1,
         allow_spinning: bool = False,
-        shared_threads: int | None = None,
-        settle_seconds: float = 0.1,
+        runners: int | None = None,
+        ahead: int | None = None,
     ) -> None:
         tile_starts(tile_size, tile_size, overlap)  # validates overlap early
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        shared_threads = threads if shared_threads is None else shared_threads
-        if not 1 <= shared_threads <= threads:
-            raise ValueError(f"shared_threads must be in [1, {threads}], got {shared_threads}")
-        self.session = _session(model_path, threads, allow_spinning)
-        # The session used while several segmentations run at once (the same one when the counts agree).
-        self.shared_session = self.session
-        if shared_threads != threads:
-            self.shared_session = _session(model_path, shared_threads, allow_spinning)
-        self.input_name = self.session.get_inputs()[0].name
-        self.info = read_model_info(Path(model_path), self.session.get_modelmeta().custom_metadata_map)
+        runners = threads if runners is None else runners
+        if not 1 <= runners <= threads:
+            raise ValueError(f"runners must be in [1, {threads}], got {runners}")
+        self.runners = ModelRunners(Path(model_path), runners, threads // runners, allow_spinning)
+        self.info = read_model_info(
+            Path(model_path), self.runners.sessions[0].get_modelmeta().custom_metadata_map
+        )
         self.threads = threads
-        self.shared_threads = shared_threads
         self.tile_size = tile_size
         self.overlap = overlap
         self.batch_size = batch_size
-        self.settle_seconds = settle_seconds
-        self._active = 0
-        self._shared_until = 0.0  # time.monotonic() until which a lone segmentation keeps the shared setting
-        self._lock = threading.Lock()
+        self.ahead = 2 * runners if ahead is None else max(1, ahead)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Raw model call on (N, 1, T, T) float32 in [0, 1], on the session that fits the current load."""
-        session = self.shared_session if self._shared() else self.session
-        return session.run(None, {self.input_name: batch})[0]
-
-    def _shared(self) -> bool:
-        """Whether the cores are shared: another segmentation runs now, or ended within settle_seconds."""
-        return self._active > 1 or time.monotonic() < self._shared_until
-
-    def _current_batch_size(self) -> int:
-        return 1 if self._shared() else self.batch_size
+        """Raw model call on (N, 1, T, T) float32 in [0, 1], on the next free runner."""
+        return self.runners.run(batch)
 
     def probabilities_many(self, grays: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """float32 oil probability maps of each image, in order (see sliding_window_many)."""
-        with self._lock:
-            self._active += 1
-        try:
-            yield from sliding_window_many(
-                grays, self.predict, self.tile_size, self.overlap, self._current_batch_size
-            )
-        finally:
-            with self._lock:
-                if self._active > 1:
-                    self._shared_until = time.monotonic() + self.settle_seconds
-                self._active -= 1
+        return sliding_window_many(
+            grays, self.runners.submit, self.tile_size, self.overlap, self.batch_size, self.ahead
+        )
 
     def probabilities(self, gray: np.ndarray) -> np.ndarray:
         """uint8 HxW -> float32 HxW oil probability."""
-        (prob,) = self.probabilities_many([gray])  # runs the generator to its end: the count drops again
+        (prob,) = self.probabilities_many([gray])
         return prob
 
     def segment(self, gray: np.ndarray) -> np.ndarray:
@@ -277,11 +259,5 @@ class Segmenter:
         """The mask of each image, in order; small images share model runs (see sliding_window_many)."""
         return (to_mask(prob) for prob in self.probabilities_many(grays))
 
-
-def _session(model_path: Path, threads: int, allow_spinning: bool) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    # Spinning threads keep a core busy between runs and while a sibling waits for a core it shares.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
-    return ort.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
+    def close(self) -> None:
+        self.runners.close()

@@ -21,16 +21,19 @@ class Settings(BaseSettings):
     PORT: int = Field(default=8002, ge=1, le=65535)
     HOST: str = "127.0.0.1"
     MODEL_PATH: Path = DEFAULT_MODEL_PATH
+    # ONNX Runtime intra-op threads in all, split evenly between the RUNNERS model runs at once.
     THREADS: int = Field(default=2, ge=1)
+    RUNNERS: int = Field(default=2, ge=1)
     MAX_PIXELS: int = Field(default=DEFAULT_MAX_PIXELS, ge=1)
     TILE_SIZE: int = Field(default=256, ge=32)
     TILE_OVERLAP: int = Field(default=32, ge=0)
-    # Tiles per model run while one segmentation runs alone; with several at once each runs single tiles.
-    BATCH_SIZE: int = Field(default=8, ge=1)
+    # Tiles per model run (one: single tiles on single-threaded runners were the fastest on 2 cores).
+    BATCH_SIZE: int = Field(default=1, ge=1)
     MAX_BODY_MB: int = Field(default=512, ge=1)
     # Files one POST /segment/batch may carry (the worker sends up to IMAGES_PER_TASK).
     MAX_BATCH_IMAGES: int = Field(default=64, ge=1)
-    # Segmentations running at once; more requests wait. Each holds its image, mask and a float32 HxW map.
+    # Requests segmenting at once (they share the runners); more wait. Each holds its image, mask and a
+    # float32 HxW map, so this bounds memory; two keep the runners fed while a worker is between requests.
     MAX_CONCURRENT: int = Field(default=2, ge=1)
     # Whether idle ONNX Runtime threads spin-wait for work. Off: on a machine whose cores are shared (with the
     # worker, the API, or other requests' threads) spinning burns the CPU the others need.
@@ -39,9 +42,9 @@ class Settings(BaseSettings):
     NICE: int = Field(default=10, ge=0, le=19)
 
     @property
-    def shared_threads(self) -> int:
-        """Intra-op threads of each segmentation while several run at once: they split THREADS."""
-        return max(1, self.THREADS // self.MAX_CONCURRENT)
+    def runners(self) -> int:
+        """RUNNERS, at most one per thread (each runner gets THREADS // RUNNERS of them)."""
+        return min(self.RUNNERS, self.THREADS)
 
     @property
     def max_body_bytes(self) -> int:

@@ -49,10 +49,11 @@ def create_app(config: Settings = settings, *, lower_priority: bool = False) -> 
             config.TILE_OVERLAP,
             config.BATCH_SIZE,
             config.ALLOW_SPINNING,
-            config.shared_threads,
+            config.runners,
         )
         yield
-        app.state.segmenter = None
+        segmenter, app.state.segmenter = app.state.segmenter, None
+        await run_in_threadpool(segmenter.close)
 
     app = FastAPI(
         title="Oil-spill segmentation (ONNX)",
@@ -106,7 +107,7 @@ def _add_routes(app: FastAPI) -> None:
             tile_overlap=segmenter.overlap,
             batch_size=segmenter.batch_size,
             threads=segmenter.threads,
-            shared_threads=segmenter.shared_threads,
+            runners=segmenter.runners.count,
             threshold=THRESHOLD,
             validation=info.validation,
         )

@@ -23,9 +23,9 @@ class ModelCard(BaseModel):
     epoch: str | None
     tile_size: int
     tile_overlap: int
-    batch_size: int
-    threads: int
-    shared_threads: int
+    batch_size: int  # tiles per model run
+    threads: int  # ONNX Runtime intra-op threads in all
+    runners: int  # model runs at once, each on threads // runners of them
     threshold: float
     validation: dict[str, float]
 

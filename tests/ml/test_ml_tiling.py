@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -10,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ml.inference import (
+    DEFAULT_MODEL_PATH,
     Segmenter,
     blend_window,
     pad_to_tile,
@@ -19,6 +23,7 @@ from ml.inference import (
     tile_starts,
     to_mask,
 )
+from ml.runners import ModelRunners
 
 
 def identity(batch: np.ndarray) -> np.ndarray:
@@ -152,84 +157,96 @@ def test_to_mask_thresholds_at_one_half() -> None:
     assert to_mask(prob).dtype == np.uint8
 
 
-def test_segmenter_runs_single_tiles_while_another_segmentation_runs() -> None:
-    segmenter = Segmenter(batch_size=4, settle_seconds=0)
-    sizes: list[int] = []
-    real_predict = segmenter.predict
+class LazyRun(Future[np.ndarray]):
+    """A model run that happens when its result is asked for, counting how many were queued meanwhile."""
 
-    def predict(batch: np.ndarray) -> np.ndarray:
-        sizes.append(len(batch))
-        return real_predict(batch)
+    queued = 0
+    most_queued = 0
 
-    segmenter.predict = predict  # type: ignore[method-assign]
-    image = np.zeros((256, 256), np.uint8)
-    list(segmenter.segment_many([image] * 4))
-    assert sizes == [4]  # alone: the full batch
-    sizes.clear()
-    other = segmenter.probabilities_many([image] * 3)
-    next(other)  # a second segmentation is now running
-    list(segmenter.segment_many([image] * 4))
-    assert sizes[-4:] == [1, 1, 1, 1]
-    list(other)
-    sizes.clear()
-    segmenter.segment(image)
-    list(segmenter.segment_many([image] * 2))
-    assert sizes == [1, 2]  # the other one has finished: full batches again
+    def __init__(self, batch: np.ndarray) -> None:
+        super().__init__()
+        self.batch = batch
+        LazyRun.queued += 1
+        LazyRun.most_queued = max(LazyRun.most_queued, LazyRun.queued)
+
+    def result(self, timeout: float | None = None) -> np.ndarray:
+        if not self.done():
+            LazyRun.queued -= 1
+            self.set_result(self.batch * np.float32(0.5))
+        return super().result(timeout)
 
 
-def test_concurrent_segmentations_split_the_threads_between_them() -> None:
-    segmenter = Segmenter(threads=2, batch_size=4, shared_threads=1, settle_seconds=0)
-    assert segmenter.shared_session is not segmenter.session
-    used: list[object] = []
-    for session in (segmenter.session, segmenter.shared_session):
+@pytest.mark.parametrize("ahead", [1, 3])
+def test_queued_runs_give_the_same_maps_and_stay_within_ahead(ahead: int) -> None:
+    """With a Future-returning predict, up to `ahead` runs are queued; the maps are a plain predict's."""
+    rng = np.random.default_rng(7)
+    images = [rng.integers(0, 256, size=s, dtype=np.uint8) for s in [(256, 256), (300, 520), (9, 9)] * 3]
+    LazyRun.queued = LazyRun.most_queued = 0
+    maps = list(sliding_window_many(images, LazyRun, tile=256, overlap=32, batch_size=2, ahead=ahead))
+    assert LazyRun.most_queued == ahead
+    assert LazyRun.queued == 0
+    expected = sliding_window_many(images, lambda b: b * np.float32(0.5), tile=256, overlap=32, batch_size=2)
+    for got, want in zip(maps, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def overlap_counter(segmenter: Segmenter, seconds: float) -> list[int]:
+    """Make every model run of `segmenter` take at least `seconds`; returns [runs now, most at once]."""
+    counts = [0, 0]
+    lock = threading.Lock()
+    for session in segmenter.runners.sessions:
         real_run = session.run
 
-        def run(*args: object, _real=real_run, _session=session) -> object:  # type: ignore[no-untyped-def]
-            used.append(_session)
-            return _real(*args)
+        def run(*args: object, _real: Callable[..., object] = real_run) -> object:
+            with lock:
+                counts[0] += 1
+                counts[1] = max(counts)
+            time.sleep(seconds)
+            try:
+                return _real(*args)
+            finally:
+                with lock:
+                    counts[0] -= 1
 
         session.run = run  # type: ignore[method-assign]
-    image = np.zeros((256, 256), np.uint8)
-    segmenter.segment(image)
-    assert used == [segmenter.session]  # alone: every thread
-    used.clear()
-    other = segmenter.probabilities_many([image] * 2)
-    next(other)
-    segmenter.segment(image)
-    assert used[-1] is segmenter.shared_session  # two at once: the single-threaded session
-    list(other)
+    return counts
 
 
-def test_one_session_serves_both_when_the_thread_counts_agree() -> None:
-    segmenter = Segmenter(threads=1)
-    assert segmenter.shared_session is segmenter.session
-    with pytest.raises(ValueError, match="shared_threads"):
-        Segmenter(threads=2, shared_threads=3)
+def test_a_lone_segmentation_spreads_its_tiles_over_every_runner() -> None:
+    segmenter = Segmenter(threads=2, runners=2)
+    counts = overlap_counter(segmenter, 0.02)
+    image = np.random.default_rng(1).integers(0, 256, size=(600, 600), dtype=np.uint8)
+    mask = segmenter.segment(image)
+    assert counts[1] == 2  # both runners busy with the one image
+    alone = Segmenter(threads=1)
+    np.testing.assert_array_equal(mask, alone.segment(image))  # same mask as one runner, one run at a time
+    segmenter.close()
+    alone.close()
 
 
-def test_a_segmentation_left_alone_keeps_the_shared_setting_while_it_settles(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    clock = [100.0]
-    monkeypatch.setattr("ml.inference.time.monotonic", lambda: clock[0])
-    segmenter = Segmenter(batch_size=4, settle_seconds=0.1)
-    sizes: list[int] = []
-    real_predict = segmenter.predict
+def test_concurrent_segmentations_share_the_runners_and_get_their_own_masks() -> None:
+    segmenter = Segmenter(threads=2, runners=2)
+    rng = np.random.default_rng(2)
+    groups = [[rng.integers(0, 256, size=(256, 256), dtype=np.uint8) for _ in range(5)] for _ in range(3)]
+    expected = [[segmenter.segment(image) for image in group] for group in groups]
+    counts = overlap_counter(segmenter, 0.005)
+    with ThreadPoolExecutor(3) as pool:
+        masks = list(pool.map(lambda group: list(segmenter.segment_many(group)), groups))
+    assert counts[1] == 2  # never more runs at once than runners
+    for got_group, want_group in zip(masks, expected, strict=True):
+        for got, want in zip(got_group, want_group, strict=True):
+            np.testing.assert_array_equal(got, want)
+    segmenter.close()
+    with pytest.raises(RuntimeError):
+        segmenter.segment(groups[0][0])  # closed: no runner left
 
-    def predict(batch: np.ndarray) -> np.ndarray:
-        sizes.append(len(batch))
-        return real_predict(batch)
 
-    segmenter.predict = predict  # type: ignore[method-assign]
-    image = np.zeros((256, 256), np.uint8)
-    other = segmenter.probabilities_many([image] * 2)
-    next(other)
-    segmenter.segment(image)  # two at once
-    list(other)
-    sizes.clear()
-    list(segmenter.segment_many([image] * 2))
-    assert sizes == [1, 1]  # a worker's next request is probably on its way: still single tiles
-    clock[0] += 0.2
-    sizes.clear()
-    list(segmenter.segment_many([image] * 2))
-    assert sizes == [2]  # alone for longer than settle_seconds: full batches
+def test_runners_split_the_thread_budget() -> None:
+    segmenter = Segmenter(threads=4, runners=2)
+    assert (segmenter.runners.count, segmenter.runners.threads) == (2, 2)
+    assert [s.get_session_options().intra_op_num_threads for s in segmenter.runners.sessions] == [2, 2]
+    segmenter.close()
+    with pytest.raises(ValueError, match="runners"):
+        Segmenter(threads=2, runners=3)
+    with pytest.raises(ValueError, match="at least 1"):
+        ModelRunners(DEFAULT_MODEL_PATH, count=0)
