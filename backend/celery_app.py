@@ -5,14 +5,31 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery.backends.redis import RedisBackend
 from celery.signals import setup_logging, worker_init
 
 from backend.core.config import settings
 from backend.core.logging import configure_logging
 from ml.priority import lower_process_priority
 
+
+class RedisResults(RedisBackend):
+    """Celery's Redis result backend without the pub/sub subscription to every task a process sends.
+
+    Celery subscribes the sender to each task's result channel so that AsyncResult.get() needs no polling.
+    Nothing here waits on a task's result (the workers count the chord, the API reads the job's records),
+    so the subscriptions only cost the API a SUBSCRIBE and an UNSUBSCRIBE per chord member.
+    """
+
+    def on_task_call(self, producer: Any, task_id: str) -> None:
+        return None
+
+
 celery_app = Celery(
-    "oilspill", broker=settings.redis_url, backend=settings.redis_url, include=["backend.tasks"]
+    "oilspill",
+    broker=settings.redis_url,
+    backend=f"{__name__}:RedisResults+{settings.redis_url}",
+    include=["backend.tasks"],
 )
 celery_app.conf.update(
     task_serializer="json",
