@@ -47,7 +47,7 @@ class Settings(BaseSettings):
 
     WORKER_CONCURRENCY: int = Field(2, ge=1)
     # Images per chord member (one task, one ML request): per-task costs amortised over small tiles.
-    IMAGES_PER_TASK: int = Field(16, ge=1)
+    IMAGES_PER_TASK: int = Field(32, ge=1)
     # A chord member is closed before its input files pass this size, so large scenes go one per task.
     TASK_MAX_MB: int = Field(16, ge=1)
     # A member's images go to the ML service in requests of at most this many pixels (one larger image alone):
