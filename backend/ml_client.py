@@ -12,7 +12,6 @@ of one retry window without a failure, restores the full retries.
 
 from __future__ import annotations
 
-import io
 import logging
 import mimetypes
 import os
@@ -27,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from backend.core.config import settings
 from backend.ml_transport import Urllib3Transport
 from backend.schemas import ErrorDetail
+from ml import stored_zip
 from ml.service.schemas import BatchResult
 
 log = logging.getLogger(__name__)
@@ -92,9 +92,9 @@ def _content_type(filename: str) -> str:
 def _unbundle(body: bytes) -> tuple[bytes, bytes]:
     """(mask PNG, overlay PNG) from the service's zip; MLServiceError if the answer is not that zip."""
     try:
-        with zipfile.ZipFile(io.BytesIO(body)) as zf:
-            return zf.read("mask.png"), zf.read("overlay.png")
-    except (zipfile.BadZipFile, KeyError) as exc:
+        files = stored_zip.read(body)
+        return files["mask.png"], files["overlay.png"]
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise MLServiceError(f"ML service returned an unreadable answer ({exc})") from exc
 
 
@@ -135,26 +135,26 @@ def segment_batch(images: Sequence[tuple[str, bytes]]) -> list[Segmentation | ML
     label = f"batch of {len(images)} ({images[0][0]}, ...)" if images else "empty batch"
     response = _call(lambda: _post_batch(images), label)
     try:
-        with zipfile.ZipFile(io.BytesIO(response.content)) as zf:
-            result = BatchResult.model_validate_json(zf.read("results.json"))
-            if [item.index for item in result.images] != list(range(len(images))):
-                raise ValueError(f"{len(result.images)} results for {len(images)} images")
-            outcomes: list[Segmentation | MLServiceError] = []
-            for item in result.images:
-                if item.status != "ok":
-                    detail = f"ML service rejected the image: {item.detail}"
-                    outcomes.append(MLServiceError(detail, status_code=item.status_code))
-                    continue
-                outcomes.append(
-                    Segmentation(
-                        mask_png=zf.read(f"{item.index}/mask.png"),
-                        overlay_png=zf.read(f"{item.index}/overlay.png"),
-                        oil_fraction=item.oil_fraction if item.oil_fraction is not None else float("nan"),
-                        model_version=result.model_version,
-                        oil_pixels=item.oil_pixels,
-                    )
+        files = stored_zip.read(response.content)
+        result = BatchResult.model_validate_json(files["results.json"])
+        if [item.index for item in result.images] != list(range(len(images))):
+            raise ValueError(f"{len(result.images)} results for {len(images)} images")
+        outcomes: list[Segmentation | MLServiceError] = []
+        for item in result.images:
+            if item.status != "ok":
+                detail = f"ML service rejected the image: {item.detail}"
+                outcomes.append(MLServiceError(detail, status_code=item.status_code))
+                continue
+            outcomes.append(
+                Segmentation(
+                    mask_png=files[f"{item.index}/mask.png"],
+                    overlay_png=files[f"{item.index}/overlay.png"],
+                    oil_fraction=item.oil_fraction if item.oil_fraction is not None else float("nan"),
+                    model_version=result.model_version,
+                    oil_pixels=item.oil_pixels,
                 )
-            return outcomes
+            )
+        return outcomes
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
         raise MLServiceError(f"ML service returned an unreadable answer ({exc})") from exc
 

@@ -10,7 +10,6 @@ from it. A part is written whole under a temporary name and renamed: it exists c
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import struct
@@ -19,6 +18,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from ml import stored_zip
 
 MASKS = "masks/"
 OVERLAYS = "overlays/"
@@ -48,18 +49,19 @@ def part_id(names: Iterable[str]) -> str:
 def write_part(path: Path, items: Iterable[Outputs]) -> None:
     """Write the masks and overlays as one stored zip, atomically (temporary name, then os.replace).
 
-    PNGs are stored, not deflated again: they are compressed already. The zip is built in memory and written
-    with one call: zipfile writing to a file seeks back over every entry's header, and each seek flushes.
+    PNGs are stored, not deflated again: they are compressed already. The zip is built in memory
+    (ml.stored_zip, ISA-L's CRCs) and written with one call: zipfile writing to a file seeks back over every
+    entry's header, and each seek flushes.
     """
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for item in items:
-            zf.writestr(MASKS + item.output, item.mask_png)
-            zf.writestr(OVERLAYS + item.output, item.overlay_png)
+    body = stored_zip.write(
+        (name, data)
+        for item in items
+        for name, data in ((MASKS + item.output, item.mask_png), (OVERLAYS + item.output, item.overlay_png))
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_bytes(buffer.getbuffer())
+        tmp.write_bytes(body)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

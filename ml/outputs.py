@@ -13,14 +13,14 @@ rendered band by band, so a 10000x10000 scene never holds its overlay uncompress
 
 from __future__ import annotations
 
-import io
 import struct
-import zipfile
-import zlib
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import numpy as np
 from isal import isal_zlib
+from isal.isal_zlib import crc32
+
+from ml import stored_zip
 
 OIL = 255
 OVERLAY_RGB = np.array([255, 0, 0], dtype=np.float32)
@@ -29,6 +29,7 @@ DEFLATE_LEVEL = 1  # ISA-L levels are 0-3; 1 is where speed and size meet for th
 BAND_BYTES = 1 << 20  # raw rows handed to the compressor at a time
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the empty IEND chunk, CRC included
 _GREY, _PALETTE = 0, 3  # PNG colour types
 GREY_LEVELS = 128  # overlay grey levels; index v + 128 is level v tinted (oil)
 
@@ -55,22 +56,36 @@ def overlay_rgb(gray: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc32(data, crc32(kind)))
 
 
-def _png(width: int, height: int, colour: int, bands: Iterator[np.ndarray], palette: bytes = b"") -> bytes:
-    """PNG of 8-bit rows given as uint8 bands of (rows, width * channels), filter type 0 on every row."""
+Fill = Callable[[np.ndarray, int, int], None]  # write rows [r0, r1) of the image into a (rows, width) view
+
+
+def _png(width: int, height: int, colour: int, fill: Fill, palette: bytes = b"") -> bytes:
+    """PNG of 8-bit single-byte pixels, filter type 0 on every row, rendered band by band by `fill`.
+
+    Each band is written straight after its rows' filter bytes and deflated; the IDAT chunk is joined
+    once, with the rest of the file, and its CRC computed piece by piece.
+    """
     compressor = isal_zlib.compressobj(DEFLATE_LEVEL)
+    step = _band_rows(width)
+    raw = np.empty((min(step, height), width + 1), dtype=np.uint8)
+    raw[:, 0] = 0  # filter type 0 (None)
     parts = []
-    for band in bands:
-        raw = np.zeros((band.shape[0], band.shape[1] + 1), dtype=np.uint8)  # column 0: filter type 0
-        raw[:, 1:] = band
-        parts.append(compressor.compress(raw))
+    for r0 in range(0, height, step):
+        rows = min(step, height - r0)
+        fill(raw[:rows, 1:], r0, r0 + rows)
+        parts.append(compressor.compress(raw[:rows]))
     parts.append(compressor.flush())
     header = _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0))
     if palette:
         header += _chunk(b"PLTE", palette)
-    return _SIGNATURE + header + _chunk(b"IDAT", b"".join(parts)) + _chunk(b"IEND", b"")
+    crc = crc32(b"IDAT")
+    for part in parts:
+        crc = crc32(part, crc)
+    size = struct.pack(">I", sum(len(part) for part in parts))
+    return b"".join([_SIGNATURE, header, size, b"IDAT", *parts, struct.pack(">I", crc), _IEND])
 
 
 def _band_rows(row_bytes: int) -> int:
@@ -79,38 +94,33 @@ def _band_rows(row_bytes: int) -> int:
 
 def encode_mask_png(mask: np.ndarray) -> bytes:
     """uint8 HxW mask to a mode-"L" PNG (any 2-D uint8 image, in fact)."""
-    mask = np.ascontiguousarray(mask, dtype=np.uint8)
+    mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"expected a 2-D mask, got shape {mask.shape}")
-    height, width = mask.shape
-    step = _band_rows(width)
-    return _png(width, height, _GREY, (mask[r : r + step] for r in range(0, height, step)))
+
+    def fill(out: np.ndarray, r0: int, r1: int) -> None:
+        out[...] = mask[r0:r1]
+
+    return _png(mask.shape[1], mask.shape[0], _GREY, fill)
 
 
 def encode_overlay_png(gray: np.ndarray, mask: np.ndarray) -> bytes:
     """The overlay of `gray` and `mask` as a palette PNG, rendered and compressed band by band."""
     if gray.shape != mask.shape or gray.ndim != 2:
         raise ValueError(f"grey {gray.shape} and mask {mask.shape} must be the same 2-D shape")
-    height, width = gray.shape
-    step = _band_rows(width)
-    bands = (overlay_index(gray[r : r + step], mask[r : r + step]) for r in range(0, height, step))
-    return _png(width, height, _PALETTE, bands, OVERLAY_PALETTE.tobytes())
+
+    def fill(out: np.ndarray, r0: int, r1: int) -> None:  # overlay_index, without temporaries
+        np.right_shift(gray[r0:r1], 1, out=out)
+        out |= mask[r0:r1] & np.uint8(0x80)
+
+    return _png(gray.shape[1], gray.shape[0], _PALETTE, fill, OVERLAY_PALETTE.tobytes())
 
 
 def bundle(mask_png: bytes, overlay_png: bytes) -> bytes:
     """Both PNGs in one stored zip (mask.png, overlay.png): one response, no re-compression."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as zf:
-        zf.writestr("mask.png", mask_png)
-        zf.writestr("overlay.png", overlay_png)
-    return buffer.getvalue()
+    return stored_zip.write([("mask.png", mask_png), ("overlay.png", overlay_png)])
 
 
 def bundle_batch(results_json: bytes, files: dict[str, bytes]) -> bytes:
     """A batch answer: results.json first, then every image's PNGs, stored (PNGs do not compress further)."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as zf:
-        zf.writestr("results.json", results_json)
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return buffer.getvalue()
+    return stored_zip.write([("results.json", results_json), *files.items()])
