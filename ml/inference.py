@@ -206,7 +206,7 @@ class Segmenter:
 
     Tiles go to `runners` model runs at once (ml.runners), each on `threads // runners` intra-op threads,
     `batch_size` tiles per run; every segmentation keeps `ahead` runs (default: two per runner) queued.
-    Single tiles on single-threaded runners were the fastest on 2 cores (docs/benchmarks.md, round 5).
+    Batches of 1-2 tiles on single-threaded runners were the fastest on 2 cores (docs/benchmarks.md, round 5).
     """
 
     def __init__(
@@ -215,7 +215,7 @@ class Segmenter:
         threads: int = 2,
         tile_size: int = 256,
         overlap: int = 32,
-        batch_size: int = 1,
+        batch_size: int = 2,
         allow_spinning: bool = False,
         runners: int | None = None,
         ahead: int | None = None,
