@@ -110,14 +110,62 @@ def copy_outputs(dest: zipfile.ZipFile, path: Path, outputs: Iterable[str]) -> N
     of the time of closing a job. Memory stays at one chunk however large the scenes are.
     """
     with zipfile.ZipFile(path) as src, path.open("rb") as raw:
-        for out in outputs:
-            for arcname in (MASKS + out, OVERLAYS + out):
-                _copy_entry(dest, raw, src.getinfo(arcname))
+        wanted = [name for out in outputs for name in (MASKS + out, OVERLAYS + out)]
+        infos = src.infolist()
+        if [info.filename for info in infos] == wanted and all(map(_copyable, infos)):
+            _copy_all(dest, raw, infos, src.start_dir)  # the usual case: the whole part, as it lies
+            return
+        for name in wanted:
+            _copy_entry(dest, raw, src.getinfo(name))
+
+
+def _copyable(info: zipfile.ZipInfo) -> bool:
+    return info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & _DATA_DESCRIPTOR
+
+
+def _copy_all(dest: zipfile.ZipFile, raw: BinaryIO, infos: list[zipfile.ZipInfo], end: int) -> None:
+    """Append every entry of a part (its bytes up to its central directory) to `dest` in one copy.
+
+    The kernel copies the bytes file to file (os.copy_file_range); the entries' offsets are shifted by
+    where they land. Where the first entry does not start the file, or the call is unsupported, the bytes
+    go through user space in chunks instead.
+    """
+    out = dest.fp
+    assert out is not None  # an archive open for writing
+    start = infos[0].header_offset
+    at = dest.start_dir
+    out.seek(at)
+    out.flush()
+    left = end - start
+    try:
+        while left > 0:
+            copied = os.copy_file_range(raw.fileno(), out.fileno(), left, start + (end - start - left), at)
+            if copied == 0:
+                raise zipfile.BadZipFile(f"{raw.name}: the part ends before its central directory")
+            at += copied
+            left -= copied
+    except (AttributeError, OSError):  # no copy_file_range here (or not between these files)
+        raw.seek(start + (end - start - left))
+        out.seek(at)
+        while left > 0:
+            chunk = raw.read(min(CHUNK_BYTES, left))
+            if not chunk:
+                raise zipfile.BadZipFile(f"{raw.name}: the part ends before its central directory") from None
+            out.write(chunk)
+            at += len(chunk)
+            left -= len(chunk)
+    out.seek(at)
+    shift = dest.start_dir - start
+    for info in infos:
+        info.header_offset += shift  # the source's ZipInfo, read for this copy only, becomes the archive's
+        dest.filelist.append(info)
+        dest.NameToInfo[info.filename] = info
+    dest.start_dir = at
 
 
 def _copy_entry(dest: zipfile.ZipFile, raw: BinaryIO, info: zipfile.ZipInfo) -> None:
     """Append one stored entry of the zip open as `raw` (described by `info`) to `dest`, as is."""
-    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & _DATA_DESCRIPTOR:
+    if not _copyable(info):
         raise ValueError(f"{info.filename}: not a stored entry with its sizes in the header")
     raw.seek(info.header_offset)
     header = raw.read(_LOCAL_HEADER.size)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import zipfile
 from pathlib import Path
 
@@ -99,3 +101,39 @@ def test_copied_entries_and_written_ones_make_one_valid_archive(tmp_path: Path) 
         assert zf.read("masks/c.png") == b"mask-c" * 500
         assert zf.read("overlays/b.png") == b"overlay-b" * 1000
         assert zf.read("report.json") == b"{}" * 100
+
+
+@pytest.mark.parametrize("kernel_copy", [True, False])
+def test_whole_parts_copy_in_one_go_after_other_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel_copy: bool
+) -> None:
+    """A part wanted whole is copied as one block (by the kernel, or in chunks where it cannot)."""
+    calls: list[int] = []
+    real = os.copy_file_range
+
+    def copy_file_range(src: int, dst: int, count: int, offset_src: int, offset_dst: int) -> int:
+        calls.append(count)
+        if not kernel_copy:
+            raise OSError(errno.EXDEV, "cross-device")
+        return real(src, dst, min(count, 1000), offset_src, offset_dst)  # short copies: the loop goes on
+
+    monkeypatch.setattr(os, "copy_file_range", copy_file_range)
+    parts.write_part(tmp_path / "p1.zip", ITEMS)
+    parts.write_part(tmp_path / "p2.zip", [parts.Outputs("c.png", b"mask-c" * 500, b"overlay-c")])
+    archive = tmp_path / "archive.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("first.txt", b"before the parts")
+        parts.copy_outputs(zf, tmp_path / "p1.zip", [item.output for item in ITEMS])
+        parts.copy_outputs(zf, tmp_path / "p2.zip", ["c.png"])
+    assert calls  # the one-block path was taken
+    with zipfile.ZipFile(archive) as zf:
+        assert zf.testzip() is None
+        assert zf.namelist() == [
+            "first.txt",
+            *(name for item in ITEMS for name in (f"masks/{item.output}", f"overlays/{item.output}")),
+            "masks/c.png",
+            "overlays/c.png",
+        ]
+        for item in ITEMS:
+            assert zf.read(f"overlays/{item.output}") == item.overlay_png
+        assert zf.read("masks/c.png") == b"mask-c" * 500
