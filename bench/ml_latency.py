@@ -1,8 +1,9 @@
 """Latency of the segmentation model: `python -m bench.ml_latency [--service URL]`.
 
-Prints one labelled figure per line: ms per 256x256 tile at batch 1 (median), tiles/s when a large scene goes
-through the service's Segmenter (tiling, batching and blending included), and, with --service, the same two
-through HTTP (upload, decode, PNG encoding and transfer included). Inputs are synthetic speckled sea.
+Prints one labelled figure per line: ms per 256x256 tile at batch 1 on one runner (median), tiles/s when a
+large scene goes through the service's Segmenter (tiling, batching and blending included, the ML service's
+settings), and, with --service, the same two through HTTP (upload, decode, PNG encoding and transfer
+included). Inputs are synthetic speckled sea.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from ml.inference import DEFAULT_MODEL_PATH, Segmenter, tile_positions
+from ml.inference import Segmenter, tile_positions
+from ml.service.config import settings
 
 
 def speckled_sea(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -52,10 +54,10 @@ def png_bytes(image: np.ndarray) -> bytes:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
-    p.add_argument("--threads", type=int, default=2, help="intra-op threads in all")
-    p.add_argument("--runners", type=int, help="model runs at once (default: one per thread)")
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--model", type=Path, default=settings.MODEL_PATH)
+    p.add_argument("--threads", type=int, default=settings.THREADS, help="intra-op threads in all")
+    p.add_argument("--runners", type=int, default=settings.runners, help="model runs at once")
+    p.add_argument("--batch-size", type=int, default=settings.BATCH_SIZE, help="tiles per model run")
     p.add_argument("--runs", type=int, default=50, help="timed runs of the single tile")
     p.add_argument("--large", type=int, default=4000, help="side of the large square scene")
     p.add_argument("--service", metavar="URL", help="also time POST /segment of a running ML service")
