@@ -9,6 +9,7 @@ are alive at a time, which keeps a 10000x10000 scene within a few hundred MB.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections import deque
@@ -205,7 +206,8 @@ class Segmenter:
     """The model's runners plus the tiling settings; thread-safe, so one serves every request of a process.
 
     Tiles go to `runners` model runs at once (ml.runners), each on `threads // runners` intra-op threads,
-    `batch_size` tiles per run; every segmentation keeps `ahead` runs (default: two per runner) queued.
+    `batch_size` tiles per run; every segmentation keeps `ahead` runs (default: two per runner) queued, and
+    the runners serve the segmentations in the order they started.
     Batches of 1-2 tiles on single-threaded runners were the fastest on 2 cores (docs/benchmarks.md, round 5).
     """
 
@@ -241,10 +243,12 @@ class Segmenter:
         return self.runners.run(batch)
 
     def probabilities_many(self, grays: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        """float32 oil probability maps of each image, in order (see sliding_window_many)."""
-        return sliding_window_many(
-            grays, self.runners.submit, self.tile_size, self.overlap, self.batch_size, self.ahead
-        )
+        """float32 oil probability maps of each image, in order (see sliding_window_many).
+
+        The runs of one call share a ticket: the runners finish an earlier call's runs before this one's.
+        """
+        submit = functools.partial(self.runners.submit, ticket=self.runners.ticket())
+        return sliding_window_many(grays, submit, self.tile_size, self.overlap, self.batch_size, self.ahead)
 
     def probabilities(self, gray: np.ndarray) -> np.ndarray:
         """uint8 HxW -> float32 HxW oil probability."""

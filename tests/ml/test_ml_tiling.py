@@ -250,3 +250,34 @@ def test_runners_split_the_thread_budget() -> None:
         Segmenter(threads=2, runners=3)
     with pytest.raises(ValueError, match="at least 1"):
         ModelRunners(DEFAULT_MODEL_PATH, count=0)
+
+
+def test_runners_serve_the_oldest_ticket_first() -> None:
+    """Queued runs go by ticket, then in submission order: an earlier request is finished first."""
+    runners = ModelRunners(DEFAULT_MODEL_PATH, count=1)
+    gate, served = threading.Event(), []
+    real_run = runners.sessions[0].run
+
+    def run(outputs: object, feed: dict[str, np.ndarray]) -> object:
+        gate.wait(10)
+        served.append(float(feed[runners.input_name][0, 0, 0, 0]))
+        return real_run(outputs, feed)  # type: ignore[arg-type]
+
+    runners.sessions[0].run = run  # type: ignore[method-assign]
+    first, older, newer = runners.ticket(), runners.ticket(), runners.ticket()
+
+    def tile(value: float) -> np.ndarray:
+        return np.full((1, 1, 256, 256), value, np.float32)
+
+    futures = [runners.submit(tile(0.0), first)]  # occupies the runner until the gate opens
+    time.sleep(0.05)
+    futures += [runners.submit(tile(0.3), newer), runners.submit(tile(0.1), older)]
+    futures += [runners.submit(tile(0.2), older), runners.submit(tile(0.4), newer)]
+    gate.set()
+    for future in futures:
+        assert future.result(10).shape == (1, 1, 256, 256)
+    assert served == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+    runners.close()
+    runners.close()  # twice is harmless
+    with pytest.raises(RuntimeError, match="closed"):
+        runners.submit(tile(0.0))
