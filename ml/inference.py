@@ -3,8 +3,9 @@
 The model was trained on 256x256 tiles, so every image is cut into overlapping tiles of exactly that size
 (images smaller than a tile are reflect-padded up to it). Tile probabilities are blended with a separable
 tent window: tile borders, where a CNN sees the least context, get the least weight, and the weighted mean
-changes continuously across tiles, so no seams show. Only one batch of tiles and one float32 HxW accumulator
-are alive at a time, which keeps a 10000x10000 scene within a few hundred MB.
+changes continuously across tiles, so no seams show. Only the few batches of tiles queued for the model and
+one float32 HxW accumulator per image in progress are alive at a time, which keeps a 10000x10000 scene
+within a few hundred MB.
 """
 
 from __future__ import annotations
@@ -207,8 +208,8 @@ class Segmenter:
 
     Tiles go to `runners` model runs at once (ml.runners), each on `threads // runners` intra-op threads,
     `batch_size` tiles per run; every segmentation keeps `ahead` runs (default: two per runner) queued, and
-    the runners serve the segmentations in the order they started.
-    Batches of 1-2 tiles on single-threaded runners were the fastest on 2 cores (docs/benchmarks.md, round 5).
+    the runners serve the segmentations in the order they started. Batches of 1-2 tiles on single-threaded
+    runners were the fastest on 2 cores (docs/benchmarks.md, round 5).
     """
 
     def __init__(
