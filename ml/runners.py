@@ -9,7 +9,9 @@ single-threaded runs at once beat one run on two threads by 3-15 % per tile depe
 The queue serves the oldest request first (each run carries its request's ticket). Served run by run in
 turn, two workers' requests would end together, and both workers would then spend the ~10 ms between two
 requests (answer, bookkeeping, next task, next upload) at the same moment, with the cores idle; served one
-after the other, one request is always ending while the other still has runs queued.
+after the other, one request is always ending while the other still has runs queued. A request behind a
+large scene waits for it, as it would at the ML_MAX_CONCURRENT semaphore; ML_TIMEOUT_SECONDS (the worker's)
+is sized for the largest scene alone.
 """
 
 from __future__ import annotations
