@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ml.data import IMAGE_SUFFIXES, to_gray_uint8
+from ml.imaging import decode_image
+from ml.training.data import IMAGE_SUFFIXES
 
 
 def sar_scene(height: int = 256, width: int = 256, seed: int = 0) -> np.ndarray:
@@ -52,9 +53,8 @@ def folder_images(folder: Path, limit: int | None = None) -> list[tuple[str, byt
 
 
 def decode_gray(data: bytes) -> np.ndarray:
-    """The grey channel the ML service would segment (same conversion as ml.imaging)."""
-    with Image.open(io.BytesIO(data)) as im:
-        return to_gray_uint8(im)
+    """The grey levels the ML service would segment (its own decoding and ml.radiometry's stretch)."""
+    return decode_image(data).gray
 
 
 def write_zip(dest: Path, images: Iterable[tuple[str, bytes]]) -> int:

@@ -179,6 +179,13 @@ def to_mask(prob: np.ndarray, threshold: float = THRESHOLD) -> np.ndarray:
     return (prob >= threshold).view(np.uint8) * np.uint8(255)  # 5x faster than np.where
 
 
+def without_nodata(mask: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    """Nodata pixels (valid False) are never oil, whatever the model saw there."""
+    if valid is not None:
+        mask[~valid] = 0
+    return mask
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What the service reports about the weights it serves."""

@@ -20,9 +20,9 @@ import numpy as np
 from isal import isal_zlib
 from isal.isal_zlib import crc32
 
-from ml import stored_zip
+from common import stored_zip
+from common.wire import MASK_ENTRY, OVERLAY_ENTRY, RESULTS_ENTRY
 
-OIL = 255
 OVERLAY_RGB = np.array([255, 0, 0], dtype=np.float32)
 OVERLAY_ALPHA = 0.45
 DEFLATE_LEVEL = 1  # ISA-L levels are 0-3; 1 is where speed and size meet for these images
@@ -118,9 +118,9 @@ def encode_overlay_png(gray: np.ndarray, mask: np.ndarray) -> bytes:
 
 def bundle(mask_png: bytes, overlay_png: bytes) -> bytes:
     """Both PNGs in one stored zip (mask.png, overlay.png): one response, no re-compression."""
-    return stored_zip.write([("mask.png", mask_png), ("overlay.png", overlay_png)])
+    return stored_zip.write([(MASK_ENTRY, mask_png), (OVERLAY_ENTRY, overlay_png)])
 
 
 def bundle_batch(results_json: bytes, files: dict[str, bytes]) -> bytes:
     """A batch answer: results.json first, then every image's PNGs, stored (PNGs do not compress further)."""
-    return stored_zip.write([("results.json", results_json), *files.items()])
+    return stored_zip.write([(RESULTS_ENTRY, results_json), *files.items()])

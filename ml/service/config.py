@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ml.imaging import DEFAULT_MAX_PIXELS
 from ml.inference import DEFAULT_MODEL_PATH
+from ml.radiometry import Scale
 
 
 class Settings(BaseSettings):
@@ -25,6 +26,9 @@ class Settings(BaseSettings):
     THREADS: int = Field(default=2, ge=1)
     RUNNERS: int = Field(default=2, ge=1)
     MAX_PIXELS: int = Field(default=DEFAULT_MAX_PIXELS, ge=1)
+    # How image numbers are read (ml.radiometry): auto = by pixel type (8-bit grey, integer amplitude,
+    # float dB when negative values occur, else linear power); a TIFF's `scale` metadata item wins over auto.
+    INPUT_SCALE: Scale = Scale.AUTO
     TILE_SIZE: int = Field(default=256, ge=32)
     TILE_OVERLAP: int = Field(default=32, ge=0)
     # Tiles per model run (1 and 2 cost the same per tile on single-threaded runners, 4 and more more).

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel
 
 
@@ -27,31 +25,5 @@ class ModelCard(BaseModel):
     threads: int  # ONNX Runtime intra-op threads in all
     runners: int  # model runs at once, each on threads // runners of them
     threshold: float
+    input_scale: str  # ML_INPUT_SCALE: how image numbers are read (auto = by pixel type)
     validation: dict[str, float]
-
-
-class ErrorDetail(BaseModel):
-    """Body of every 4xx/5xx answer, FastAPI's usual shape."""
-
-    detail: str
-
-
-class BatchItem(BaseModel):
-    """One image of a POST /segment/batch: its mask (and overlay) are `<index>/mask.png` in the zip."""
-
-    index: int
-    filename: str
-    status: Literal["ok", "error"]
-    width: int | None = None
-    height: int | None = None
-    oil_fraction: float | None = None
-    oil_pixels: int | None = None  # counted before encoding, so the caller needs not decode the mask
-    status_code: int | None = None  # the 4xx that POST /segment would have answered for this image alone
-    detail: str | None = None
-
-
-class BatchResult(BaseModel):
-    """`results.json` of a batch answer: one item per uploaded file, in upload order."""
-
-    model_version: str
-    images: list[BatchItem]

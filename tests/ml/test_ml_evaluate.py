@@ -1,4 +1,4 @@
-"""Evaluation metrics (pure) and the `python -m ml.evaluate` CLI on folders made in code."""
+"""Evaluation metrics (pure) and the `python -m ml.training.evaluate` CLI on folders made in code."""
 
 from __future__ import annotations
 
@@ -11,11 +11,19 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from ml.data import split_by_blocks
-from ml.evaluate import Confusion, evaluate, local_predictor, main, scores, select_pairs, service_predictor
 from ml.inference import DEFAULT_MODEL_PATH
 from ml.service.config import Settings
 from ml.service.main import create_app
+from ml.training.data import split_by_blocks
+from ml.training.evaluate import (
+    Confusion,
+    evaluate,
+    local_predictor,
+    main,
+    scores,
+    select_pairs,
+    service_predictor,
+)
 
 Scene = Callable[..., tuple[np.ndarray, np.ndarray]]
 

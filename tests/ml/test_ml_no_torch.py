@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_service_evaluation_and_bench_never_import_torch() -> None:
     code = (
         "import sys\n"
-        "import ml.service.main, ml.evaluate, bench.ml_latency\n"
+        "import ml.service.main, ml.training.evaluate, bench.ml_latency\n"
         "from fastapi.testclient import TestClient\n"
         "with TestClient(ml.service.main.app) as c:\n"
         "    assert c.get('/health').status_code == 200\n"

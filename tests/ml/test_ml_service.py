@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from ml.outputs import overlay_rgb
+from ml.radiometry import convert
 from ml.service.config import Settings
 from ml.service.main import create_app
 
@@ -113,7 +114,9 @@ def test_overlay_comes_zipped_with_the_same_mask(client: TestClient, scene: Scen
     with Image.open(io.BytesIO(mask_png)) as mask, Image.open(io.BytesIO(overlay_png)) as overlay:
         np.testing.assert_array_equal(np.asarray(mask), alone)
         assert (overlay.mode, overlay.size) == ("P", (333, 190))
-        np.testing.assert_array_equal(np.asarray(overlay.convert("RGB")), overlay_rgb(image, alone))
+        np.testing.assert_array_equal(
+            np.asarray(overlay.convert("RGB")), overlay_rgb(convert(image).gray, alone)
+        )
 
 
 @pytest.mark.parametrize(
@@ -245,3 +248,50 @@ def test_batch_limits(scene: Scene, encoder: Encoder) -> None:
         without_overlay = post_batch(small, [("a.png", data)] * 3, overlay=False)
         with zipfile.ZipFile(io.BytesIO(without_overlay.content)) as zf:
             assert sorted(zf.namelist()) == ["0/mask.png", "1/mask.png", "2/mask.png", "results.json"]
+
+
+def sar_encodings(scene: Scene, encoder: Encoder, seed: int) -> tuple[dict[str, bytes], np.ndarray]:
+    """One synthetic scene as four processors would write it, and its slick."""
+    image, slick = scene(256, 256, seed=seed)
+    db = (image.astype(np.float32) / 255 * 25 - 25).astype(np.float32)  # read the grey levels as dB
+    power = (10 ** (db / 10)).astype(np.float32)
+    amplitude = np.round(np.sqrt(power) * 800).astype(np.uint16)
+    return {
+        "8-bit PNG": encoder(image),
+        "16-bit amplitude TIFF": encoder(Image.fromarray(amplitude), "TIFF"),
+        "float32 dB TIFF": encoder(Image.fromarray(db), "TIFF"),
+        "float32 linear TIFF": encoder(Image.fromarray(power), "TIFF"),
+    }, slick
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+def test_masks_agree_whatever_processor_wrote_the_image(
+    client: TestClient, scene: Scene, encoder: Encoder
+) -> None:
+    encodings, slick = sar_encodings(scene, encoder, seed=11)
+    masks = {name: mask_of(post(client, data, "x.tif")) == 255 for name, data in encodings.items()}
+    reference = masks["8-bit PNG"]
+    for name, oil in masks.items():
+        assert (oil & slick).sum() / slick.sum() >= 0.7, f"{name}: found too little of the slick"
+        assert (oil & ~slick).sum() / (~slick).sum() <= 0.1, f"{name}: flagged too much sea"
+        assert iou(oil, reference) >= 0.9, f"{name} disagrees with the 8-bit PNG"
+
+
+def test_nodata_border_is_never_oil_and_is_reported(
+    client: TestClient, scene: Scene, encoder: Encoder
+) -> None:
+    image, _ = scene(256, 256, seed=4)
+    amplitude = image.astype(np.uint16) * 4 + 10
+    amplitude[:, :80] = 0  # a GRD border
+    amplitude[:, :80][image[:, :80] < 60] = 0
+    data = encoder(Image.fromarray(amplitude), "TIFF")
+    assert (mask_of(post(client, data, "b.tif"))[:, :80] == 0).all()
+    response = client.post("/segment/batch", files=[("files", ("b.tif", data, "image/tiff"))])
+    assert response.status_code == 200, response.text
+    with zipfile.ZipFile(io.BytesIO(response.content)) as zf:
+        (item,) = json.loads(zf.read("results.json"))["images"]
+    assert item["scale"] == "amplitude"
+    assert item["valid_fraction"] == pytest.approx(176 / 256)

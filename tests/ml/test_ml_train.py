@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ml.data import find_pairs, split_by_blocks
+from ml.training.data import find_pairs, split_by_blocks
 
 pytestmark = pytest.mark.train
 
@@ -24,6 +24,34 @@ def write_dataset(root: Path, count: int, make_scene: Callable[..., tuple[np.nda
         Image.fromarray(slick.astype(np.uint8) * 255).save(root / "masks" / f"{1000 + i}.png")
 
 
+def write_negatives(root: Path, count: int) -> Path:
+    """Oil-free chips as the CSIRO set ships them: 300x300 JPEGs, land as white, and chips.csv."""
+    (root / "images").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    lines = ["file,scene_id,region,land_fraction,mean_grey"]
+    for i in range(count):
+        chip = np.clip(140 * rng.gamma(4.0, 1 / 4.0, (300, 300)), 0, 254).astype(np.uint8)
+        land = 0.0
+        if i % 3 == 0:
+            chip[:60] = 255
+            land = 0.2
+        Image.fromarray(chip).save(root / "images" / f"chip{i}.jpg", quality=95)
+        lines.append(f"chip{i}.jpg,scene{i // 2},GBR,{land},{chip.mean():.1f}")
+    (root / "chips.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_negatives_split_by_scene_and_land_is_marked(tmp_path: Path) -> None:
+    from ml.training.data import load_negatives, split_negatives
+
+    chips, land, scenes = load_negatives(write_negatives(tmp_path / "neg", 14))
+    assert chips.shape == (14, 300, 300) and land.shape == chips.shape
+    assert land[0, :60].mean() > 0.9 and not land[1].any()  # JPEG blurs the coast a little
+    train, val = split_negatives(scenes)
+    assert sorted(train + val) == list(range(14)) and val
+    assert not {scenes[i] for i in train} & {scenes[i] for i in val}
+
+
 def test_validation_split_is_contiguous_blocks() -> None:
     stems = [str(i) for i in range(1000)]
     train, val = split_by_blocks(stems, chunks=10, val_blocks=(2, 7))
@@ -34,12 +62,14 @@ def test_validation_split_is_contiguous_blocks() -> None:
 def test_train_resume_and_export(tmp_path: Path, scene: Callable[..., tuple[np.ndarray, np.ndarray]]) -> None:
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
-    from ml import export, train
+    from ml.training import export, train
 
     data, out = tmp_path / "data", tmp_path / "run"
     write_dataset(data, 40, scene)
     assert len(find_pairs(data / "images", data / "masks")) == 40
+    negatives = write_negatives(tmp_path / "neg", 8)
     common = ["--data", str(data), "--out", str(out), "--batch-size", "8", "--threads", "1", "--lr", "3e-3"]
+    common += ["--negatives", str(negatives), "--negatives-per-batch", "2"]
     train.main([*common, "--epochs", "1"])
     first = torch.load(out / "last.pt", weights_only=False)
     assert first["epoch"] == 0 and len(first["history"]) == 1
@@ -52,12 +82,12 @@ def test_train_resume_and_export(tmp_path: Path, scene: Callable[..., tuple[np.n
     onnx_path = tmp_path / "model.onnx"
     info = export.export(out / "best.pt", onnx_path)
     assert onnx_path.stat().st_size == info["bytes"] < 20 * 1024 * 1024
-    assert set(json.loads(info["validation"])) == {"oil_iou", "background_iou", "miou"}
+    assert set(json.loads(info["validation"])) == {"oil_iou", "background_iou", "miou", "false_alarm"}
 
 
 def test_zoom_keeps_shapes_and_binary_masks() -> None:
     torch = pytest.importorskip("torch")
-    from ml import train
+    from ml.training import train
 
     x = torch.rand(4, 1, 64, 64)
     y = (torch.rand(4, 1, 64, 64) > 0.7).float()
@@ -76,12 +106,13 @@ def test_other_widths_train_and_export(
 ) -> None:
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
-    from ml import export, train
-    from ml.model import SlickNet, count_parameters
+    from ml.training import export, train
+    from ml.training.model import SlickNet, count_parameters
 
     data, out = tmp_path / "data", tmp_path / "run"
     write_dataset(data, 40, scene)
     args = ["--data", str(data), "--out", str(out), "--batch-size", "8", "--threads", "1", "--epochs", "1"]
+    args += ["--negatives", "none", "--ema", "0"]
     train.main([*args, "--channels", "8,16,24", "--zoom", "1.5", "--loss", "lovasz"])
     ckpt = torch.load(out / "best.pt", weights_only=False)
     assert ckpt["channels"] == [8, 16, 24]
@@ -93,7 +124,7 @@ def test_other_widths_train_and_export(
 
 def test_lovasz_hinge_is_zero_when_right_and_grows_with_errors() -> None:
     torch = pytest.importorskip("torch")
-    from ml import train
+    from ml.training import train
 
     truth = torch.zeros(2, 1, 8, 8)
     truth[0, 0, 2:5, 2:6] = 1  # the second image has no oil at all

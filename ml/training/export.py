@@ -1,8 +1,8 @@
-"""Export a SlickNet checkpoint to ONNX and check it against torch: `python -m ml.export`.
+"""Export a checkpoint to ONNX and check it against torch: `python -m ml.training.export`.
 
-The graph takes `image` (N, 1, H, W) float32 grey levels in [0, 1] and returns `oil_probability` of the same
-shape; batch, height and width are dynamic. Training metadata (epoch, validation figures) goes into the
-model's metadata_props so that the service can report it without torch.
+The graph takes `image` (N, 1, H, W) float32 grey levels in [0, 1] (ml.radiometry's stretch / 255) and
+returns `oil_probability` of the same shape; batch, height and width are dynamic. Training metadata (epoch,
+validation figures) goes into the model's metadata_props so that the service can report it without torch.
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from ml.model import CHANNELS, SlickNet
+from ml.training.model import CHANNELS, build_model
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "models" / "slicknet.onnx"
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "models" / "slicknet.onnx"
 
 
 def export(checkpoint: Path, out: Path, opset: int = 17) -> dict:
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    model = SlickNet(tuple(ckpt.get("channels", CHANNELS)))
+    arch = ckpt.get("arch", "slicknet")
+    model = build_model(arch, tuple(ckpt.get("channels", CHANNELS)), pretrained=False)
     model.load_state_dict(ckpt["model"])
     model.eval()
     dummy = torch.rand(2, 1, 256, 256)
@@ -44,7 +45,7 @@ def export(checkpoint: Path, out: Path, opset: int = 17) -> dict:
     )
     proto = onnx.load(str(out))
     meta = {
-        "name": "slicknet",
+        "name": "slicknet" if arch == "slicknet" else arch,
         "epoch": str(ckpt["epoch"] + 1),
         "validation": json.dumps({k: round(float(v), 4) for k, v in ckpt["metrics"].items()}),
     }

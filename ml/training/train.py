@@ -1,4 +1,4 @@
-"""Train SlickNet on the SOS Sentinel-1 tiles: `python -m ml.train [--resume]`.
+"""Train SlickNet on the SOS Sentinel-1 tiles: `python -m ml.training.train [--resume]`.
 
 Checkpoints after every epoch (`last.pt`, plus `best.pt` on a new best validation oil IoU), so a run can span
 several sittings: `--resume` continues from `last.pt` with the same schedule. Uses CUDA when available.
@@ -19,17 +19,37 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ml.data import find_pairs, load_arrays, split_by_blocks
-from ml.model import CHANNELS, SlickNet, count_parameters
+from ml.radiometry import convert
+from ml.training.augment import dihedral, nodata_border, percentile_stretch, radiometric
+from ml.training.data import (
+    LAND_GREY,
+    find_pairs,
+    load_arrays,
+    load_negatives,
+    split_by_blocks,
+    split_negatives,
+)
+from ml.training.model import ARCHITECTURES, CHANNELS, build_model, count_parameters
 
-log = logging.getLogger("ml.train")
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sos-sentinel1-train"
+log = logging.getLogger("ml.training.train")
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DEFAULT_DATA = SHARED_DATA / "sos-sentinel1-train"
+DEFAULT_NEGATIVES = SHARED_DATA / "csiro-s1-nonoil"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with images/ and masks/")
+    p.add_argument(
+        "--negatives",
+        type=Path,
+        default=DEFAULT_NEGATIVES,
+        help="folder of oil-free chips (images/ + chips.csv); 'none' trains without them",
+    )
+    p.add_argument("--negatives-per-batch", type=int, default=4, help="oil-free crops added to each batch")
     p.add_argument("--out", type=Path, default=Path("runs/slicknet"), help="checkpoint folder")
+    p.add_argument("--arch", choices=ARCHITECTURES, default="slicknet")
+    p.add_argument("--ema", type=float, default=0.999, help="decay of the weights' moving average (0 = off)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=3e-3)
@@ -88,20 +108,36 @@ def zoom(
 
 
 def augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dihedral flips plus radiometric jitter (gain, gamma, speckle); masks only follow the geometry."""
-    k = int(torch.randint(0, 4, (1,), generator=gen))
-    x, y = torch.rot90(x, k, (2, 3)), torch.rot90(y, k, (2, 3))
-    if torch.rand(1, generator=gen) < 0.5:
-        x, y = x.flip(3), y.flip(3)
-    n = x.shape[0]
-    shape = (n, 1, 1, 1)
-    gain = torch.empty(shape).uniform_(0.8, 1.2, generator=gen).to(x.device)
-    gamma = torch.exp(torch.empty(shape).uniform_(-0.3, 0.3, generator=gen)).to(x.device)
-    x = (x.clamp_min(1e-4) ** gamma) * gain
-    speckle = torch.empty(shape).uniform_(0.0, 0.15, generator=gen).to(x.device)
-    noise = torch.randn(x.shape, generator=gen).to(x.device)
-    x = x * (1 + speckle * noise)
-    return x.clamp(0, 1), y
+    """Geometry, a random processing chain, nodata borders, then the service's own normalisation."""
+    x, y = dihedral(x, y, gen)
+    x, y = nodata_border(radiometric(x, gen), y, gen)
+    return percentile_stretch(x), y
+
+
+def random_crops(
+    chips: np.ndarray, land: np.ndarray, count: int, size: int, gen: torch.Generator
+) -> torch.Tensor:
+    """`count` random size x size crops of oil-free chips as grey levels in [0, 1], land as NaN (nodata)."""
+    picks = torch.randint(0, len(chips), (count,), generator=gen).tolist()
+    out = torch.empty(count, 1, size, size)
+    for i, k in enumerate(picks):
+        top = int(torch.randint(0, chips.shape[1] - size + 1, (1,), generator=gen))
+        left = int(torch.randint(0, chips.shape[2] - size + 1, (1,), generator=gen))
+        crop = torch.from_numpy(chips[k, top : top + size, left : left + size]).float() / 255
+        crop[torch.from_numpy(land[k, top : top + size, left : left + size])] = float("nan")
+        out[i, 0] = crop
+    return out
+
+
+def normalised(images: np.ndarray, land: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Validation tiles as the service converts them (ml.radiometry), and their valid-pixel masks."""
+    grays, valids = [], []
+    for i, image in enumerate(images):
+        has_land = land is not None and bool(land[i].any())
+        model_input = convert(image, nodata=LAND_GREY if has_land else None)
+        grays.append(model_input.gray)
+        valids.append(np.ones(image.shape, bool) if model_input.valid is None else model_input.valid)
+    return np.stack(grays), np.stack(valids)
 
 
 def dice_bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -148,23 +184,39 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
 
 
 @torch.no_grad()
-def validate(
-    model: SlickNet, images: np.ndarray, masks: np.ndarray, device: torch.device
-) -> dict[str, float]:
-    """Confusion counts summed over all pixels of all tiles (the CBD-Net protocol)."""
+def predict(model: torch.nn.Module, images: np.ndarray, device: torch.device) -> np.ndarray:
+    """Boolean oil predictions of uint8 (N, H, W) model-input tiles, 32 at a time."""
     model.eval()
-    tp = fp = fn = tn = 0
+    preds = []
     for i in range(0, len(images), 32):
         x = torch.from_numpy(images[i : i + 32]).float().div_(255).unsqueeze(1).to(device)
-        pred = (model(x) >= 0.5).squeeze(1).cpu().numpy()
-        gt = masks[i : i + 32].astype(bool)
-        tp += int((pred & gt).sum())
-        fp += int((pred & ~gt).sum())
-        fn += int((~pred & gt).sum())
-        tn += int((~pred & ~gt).sum())
+        preds.append((model(x) >= 0.5).squeeze(1).cpu().numpy())
+    return np.concatenate(preds)
+
+
+def validate(
+    model: torch.nn.Module,
+    images: np.ndarray,
+    masks: np.ndarray,
+    device: torch.device,
+    negatives: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, float]:
+    """Confusion counts summed over all pixels of all tiles (the CBD-Net protocol), and the share of valid
+    pixels of the oil-free chips marked oil (false alarms)."""
+    pred = predict(model, images, device)
+    gt = masks.astype(bool)
+    tp = int((pred & gt).sum())
+    fp = int((pred & ~gt).sum())
+    fn = int((~pred & gt).sum())
+    tn = int((~pred & ~gt).sum())
     oil = tp / max(1, tp + fp + fn)
     bg = tn / max(1, tn + fp + fn)
-    return {"oil_iou": oil, "background_iou": bg, "miou": (oil + bg) / 2}
+    metrics = {"oil_iou": oil, "background_iou": bg, "miou": (oil + bg) / 2}
+    if negatives is not None:
+        chips, valid = negatives
+        alarms = predict(model, chips, device) & valid
+        metrics["false_alarm"] = float(alarms.sum()) / max(1, int(valid.sum()))
+    return metrics
 
 
 def save_atomic(obj: dict, path: Path) -> None:
@@ -188,6 +240,20 @@ def main(argv: list[str] | None = None) -> None:
     train_idx, val_idx = split_by_blocks([p[0] for p in pairs])
     t0 = time.time()
     images, masks = load_arrays(pairs)
+    tr_x, tr_y = images[train_idx], masks[train_idx]
+    va_x, _ = normalised(images[val_idx])
+    va_y = masks[val_idx]
+    neg_train: tuple[np.ndarray, np.ndarray] | None = None
+    neg_val: tuple[np.ndarray, np.ndarray] | None = None
+    if str(args.negatives) != "none" and args.negatives_per_batch > 0:
+        chips, land, scenes = load_negatives(args.negatives)
+        neg_tr, neg_va = split_negatives(scenes)
+        neg_train = (chips[neg_tr], land[neg_tr])
+        size = tr_x.shape[-1]
+        top, left = (chips.shape[1] - size) // 2, (chips.shape[2] - size) // 2
+        centre = np.s_[:, top : top + size, left : left + size]
+        neg_val = normalised(chips[neg_va][centre], land[neg_va][centre])
+        log.info("oil-free chips: %d train, %d val (split by scene id)", len(neg_tr), len(neg_va))
     log.info(
         "loaded %d pairs in %.1fs: %d train, %d val",
         len(pairs),
@@ -195,10 +261,15 @@ def main(argv: list[str] | None = None) -> None:
         len(train_idx),
         len(val_idx),
     )
-    tr_x, tr_y = images[train_idx], masks[train_idx]
-    va_x, va_y = images[val_idx], masks[val_idx]
 
-    model = SlickNet(args.channels).to(device)
+    model = build_model(args.arch, args.channels).to(device)
+    ema = (
+        torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema), use_buffers=True
+        )
+        if args.ema > 0
+        else None
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = len(tr_x) // args.batch_size
     total = steps_per_epoch * args.epochs
@@ -208,6 +279,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.resume and (args.out / "last.pt").exists():
         ckpt = torch.load(args.out / "last.pt", map_location=device, weights_only=False)
         model.load_state_dict(ckpt["model"])
+        if ema is not None and "ema" in ckpt:
+            ema.load_state_dict(ckpt["ema"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         gen.set_state(ckpt["generator"])
@@ -216,7 +289,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         torch.manual_seed(args.seed)
         random.seed(args.seed)
-    log.info("SlickNet: %d parameters, device %s, %d epochs", count_parameters(model), device, args.epochs)
+    log.info(
+        "%s: %d parameters, device %s, %d epochs", args.arch, count_parameters(model), device, args.epochs
+    )
 
     for epoch in range(start_epoch, args.epochs):
         model.train()
@@ -225,17 +300,24 @@ def main(argv: list[str] | None = None) -> None:
         losses = []
         for s in range(steps_per_epoch):
             idx = np.sort(order[s * args.batch_size : (s + 1) * args.batch_size])
-            x = torch.from_numpy(tr_x[idx]).float().div_(255).unsqueeze(1).to(device)
-            y = torch.from_numpy(tr_y[idx]).float().unsqueeze(1).to(device)
+            x = torch.from_numpy(tr_x[idx]).float().div_(255).unsqueeze(1)
+            y = torch.from_numpy(tr_y[idx]).float().unsqueeze(1)
+            if neg_train is not None:
+                extra = random_crops(*neg_train, args.negatives_per_batch, x.shape[-1], gen)
+                x = torch.cat([x, extra])
+                y = torch.cat([y, torch.zeros_like(extra)])
             x, y = zoom(x, y, gen, args.zoom)
             x, y = augment(x, y, gen)
-            loss = LOSSES[args.loss](model.logits(x), y)
+            loss = LOSSES[args.loss](model.logits(x.to(device)), y.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             losses.append(loss.item())
-        metrics = validate(model, va_x, va_y, device)
+        scored = ema.module if ema is not None else model
+        metrics = validate(scored, va_x, va_y, device, neg_val)
         record = {
             "epoch": epoch + 1,
             "loss": float(np.mean(losses)),
@@ -246,10 +328,12 @@ def main(argv: list[str] | None = None) -> None:
         history.append(record)
         log.info(json.dumps(record))
         state = {
-            "model": model.state_dict(),
+            "model": scored.state_dict(),
             "epoch": epoch,
             "metrics": metrics,
-            "args": vars(args) | {"data": str(args.data), "out": str(args.out)},
+            "args": vars(args)
+            | {"data": str(args.data), "out": str(args.out), "negatives": str(args.negatives)},
+            "arch": args.arch,
             "channels": list(args.channels),
         }
         if metrics["oil_iou"] > best:
@@ -258,6 +342,8 @@ def main(argv: list[str] | None = None) -> None:
         save_atomic(
             state
             | {
+                "model": model.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
                 "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(),
                 "generator": gen.get_state(),

@@ -1,4 +1,4 @@
-"""Image/mask pair discovery, loading and the contiguous-block validation split.
+"""Image/mask pair discovery, loading, the contiguous-block validation split and the oil-free chips.
 
 NumPy and Pillow only: shared by training (torch) and evaluation (ONNX Runtime).
 """
@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from ml.imaging import pixel_band
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 MASK_THRESHOLD = 128
@@ -32,29 +34,20 @@ def _stem_key(stem: str) -> tuple[int, int | str]:
     return (0, int(stem)) if stem.isdigit() else (1, stem)
 
 
-def to_gray_uint8(image: Image.Image) -> np.ndarray:
-    """Any PIL image (8/16-bit, grey/RGB/RGBA) to one uint8 channel, as the service sees it."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(image, dtype=np.float32)
-        hi = float(arr.max()) if arr.size else 0.0
-        scale = 255.0 / 65535.0 if hi > 255 else 1.0
-        return np.clip(arr * scale, 0, 255).astype(np.uint8)
-    if image.mode in ("RGB", "RGBA", "P", "LA", "CMYK", "YCbCr"):
-        # SAR tiles store the same value in every channel; channel 0 is the backscatter.
-        image = image.convert("RGB")
-        return np.asarray(image, dtype=np.uint8)[:, :, 0].copy()
-    return np.asarray(image.convert("L"), dtype=np.uint8)
-
-
 def load_image(path: Path) -> np.ndarray:
+    """Channel 0 of an 8-bit training image, raw: training augments it before ml.radiometry's stretch."""
     with Image.open(path) as im:
-        return to_gray_uint8(im)
+        band, _alpha = pixel_band(im)
+    if band.dtype != np.uint8:
+        raise ValueError(f"{path}: training images are 8-bit, got {band.dtype}")
+    return band
 
 
 def load_mask(path: Path) -> np.ndarray:
     """Binary mask (0/1 uint8): anti-aliased edges are thresholded at 128."""
     with Image.open(path) as im:
-        return (to_gray_uint8(im) >= MASK_THRESHOLD).astype(np.uint8)
+        band, _alpha = pixel_band(im)
+    return (band >= MASK_THRESHOLD).astype(np.uint8)
 
 
 def split_by_blocks(
@@ -75,3 +68,29 @@ def load_arrays(pairs: Sequence[tuple[str, Path, Path]]) -> tuple[np.ndarray, np
     images = np.stack([load_image(p[1]) for p in pairs])
     masks = np.stack([load_mask(p[2]) for p in pairs])
     return images, masks
+
+
+# Every NEGATIVE_VAL_EVERY-th scene id (sorted) of the oil-free chips is held out: a scene's chips stay
+# together.
+NEGATIVE_VAL_EVERY = 7
+LAND_GREY = 255  # the CSIRO authors masked land to saturated white
+LAND_FRACTION_MIN = 0.005  # chips with less than this are open sea: a white pixel there is a bright target
+
+
+def split_negatives(scene_ids: Sequence[str]) -> tuple[list[int], list[int]]:
+    """Indices of train and validation chips, split by scene id (never by chip)."""
+    held = set(sorted(set(scene_ids))[::NEGATIVE_VAL_EVERY])
+    val = [i for i, s in enumerate(scene_ids) if s in held]
+    return [i for i, s in enumerate(scene_ids) if s not in held], val
+
+
+def load_negatives(folder: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Oil-free chips (N, H, W) uint8, their land masks (N, H, W) bool, and their scene ids (chips.csv)."""
+    import csv
+
+    with (folder / "chips.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    chips = np.stack([load_image(folder / "images" / row["file"]) for row in rows])
+    has_land = np.array([float(row["land_fraction"]) >= LAND_FRACTION_MIN for row in rows])
+    land = (chips == LAND_GREY) & has_land[:, None, None]
+    return chips, land, [row["scene_id"] for row in rows]

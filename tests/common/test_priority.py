@@ -9,7 +9,7 @@ import pytest
 
 CHILD = """
 import os, threading
-from ml.priority import lower_process_priority
+from common.priority import lower_process_priority
 
 def nice_of_thread() -> int:
     return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())

@@ -1,10 +1,11 @@
 """Score the ONNX model (or a running ML service) on a folder of image/mask pairs; prints one JSON line.
 
-    python -m ml.evaluate --images DIR --masks DIR [--split val] [--model PATH] [--threads N] [--service URL]
+    python -m ml.training.evaluate --images DIR --masks DIR [--split val] [--model PATH] [--threads N]
+        [--service URL]
 
 Protocol (as in training's validation and the CBD-Net paper): confusion counts are summed over all pixels of
 all tiles, oil is the positive class, mIoU is the mean of the oil and background IoUs. Images go through the
-same Segmenter as the service, so any size works; masks are thresholded at 128 by ml.data.load_mask.
+same Segmenter as the service, so any size works; masks are thresholded at 128 by ml.training.data.load_mask.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel
 
-from ml.data import find_pairs, load_image, load_mask, split_by_blocks
-from ml.inference import DEFAULT_MODEL_PATH, Segmenter
+from ml.imaging import decode_image
+from ml.inference import DEFAULT_MODEL_PATH, Segmenter, without_nodata
+from ml.training.data import find_pairs, load_mask, split_by_blocks
 
 
 @dataclass
@@ -61,7 +63,7 @@ class EvalReport(BaseModel):
 
 
 def _ratio(num: int, den: int) -> float:
-    # An empty denominator scores 0, as in ml.train.validate, so both report the same figures.
+    # An empty denominator scores 0, as in ml.training.train.validate, so both report the same figures.
     return num / den if den else 0.0
 
 
@@ -87,9 +89,14 @@ Predictor = Callable[[Path], np.ndarray]  # image file -> boolean HxW oil predic
 
 
 def local_predictor(model: Path, threads: int) -> Predictor:
-    """Run the ONNX model in-process through the service's Segmenter."""
+    """Run the ONNX model in-process, decoding and converting each file exactly as the service does."""
     segmenter = Segmenter(model, threads=threads)
-    return lambda path: segmenter.segment(load_image(path)) >= 128
+
+    def predict(path: Path) -> np.ndarray:
+        image = decode_image(path.read_bytes())
+        return without_nodata(segmenter.segment(image.gray), image.valid) >= 128
+
+    return predict
 
 
 def service_predictor(url: str, client: httpx.Client | None = None) -> Predictor:

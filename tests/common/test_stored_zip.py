@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from ml import stored_zip
+from common import stored_zip
 
 FILES = [
     ("results.json", b'{"images": []}'),

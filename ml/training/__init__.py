@@ -1,0 +1,1 @@
+"""Training, export and evaluation of SlickNet (torch for train/export; evaluation runs on ONNX Runtime)."""

@@ -1,0 +1,103 @@
+"""Training-time augmentation for radiometric invariance, and the torch twin of ml.radiometry's stretch.
+
+Every processing chain renders the same sea differently: another gain or offset (an affine map, which the
+percentile stretch removes), a gamma or a log/linear rendering (monotone curves it cannot remove), a
+brightness ramp from near to far range, more or less speckle and smoothing, 8-bit
+quantisation or none, nodata borders.
+`radiometric` draws such a chain per tile, then `percentile_stretch` normalises exactly as the service does
+(percentiles 1 and 99 of the valid pixels, grey levels rounded to 1/255, nodata at the median's level), so the
+model trains on what it will be served. Masks follow the geometry only; nodata is never oil.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ml.radiometry import HIGH_PERCENTILE, LOW_PERCENTILE
+
+
+def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:
+    return torch.empty(n, 1, 1, 1).uniform_(low, high, generator=gen)
+
+
+def _chance(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
+    return torch.rand(n, 1, 1, 1, generator=gen) < p
+
+
+def dihedral(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One of the 8 rotations/flips for the whole batch."""
+    k = int(torch.randint(0, 4, (1,), generator=gen))
+    x, y = torch.rot90(x, k, (2, 3)), torch.rot90(y, k, (2, 3))
+    if torch.rand(1, generator=gen) < 0.5:
+        x, y = x.flip(3), y.flip(3)
+    return x, y
+
+
+def radiometric(x: torch.Tensor, gen: torch.Generator, p_identity: float = 0.15) -> torch.Tensor:
+    """(N, 1, H, W) grey levels in [0, 1] (NaN = nodata) re-rendered by a random processing chain per tile."""
+    n, _, h, w = x.shape
+    out = x.clone()
+    # Log/linear renderings: x -> (e^(kx) - 1) / (e^k - 1), k < 0 log-like, k > 0 exp-like (k = 0: identity).
+    k = _uniform(n, -5.0, 5.0, gen) * _chance(n, 0.5, gen)
+    curved = torch.expm1(k * out) / torch.expm1(k).where(k != 0, torch.ones_like(k))
+    out = torch.where(k != 0, curved, out)
+    gamma = torch.exp(_uniform(n, -0.8, 0.8, gen)).where(_chance(n, 0.5, gen), torch.ones(n, 1, 1, 1))
+    out = out.clamp_min(0) ** gamma
+    # Gain, offset and contrast as one affine map, clipped as an 8-bit tool would.
+    affine = _chance(n, 0.6, gen)
+    a = _uniform(n, 0.5, 1.6, gen).where(affine, torch.ones(n, 1, 1, 1))
+    b = _uniform(n, -0.25, 0.25, gen).where(affine, torch.zeros(n, 1, 1, 1))
+    out = out * a + b
+    # Incidence-angle ramp: brightness falls steadily across the swath, in any direction.
+    angle = _uniform(n, 0.0, 6.2832, gen)
+    yy = torch.linspace(-0.5, 0.5, h).view(1, 1, h, 1)
+    xx = torch.linspace(-0.5, 0.5, w).view(1, 1, 1, w)
+    ramp = torch.cos(angle) * xx + torch.sin(angle) * yy
+    out = out + _uniform(n, -0.3, 0.3, gen) * _chance(n, 0.35, gen) * ramp
+    # Speckle (multiplicative) and smoothing (multilooking, JPEG): both ways.
+    speckle = _uniform(n, 0.0, 0.25, gen) * _chance(n, 0.5, gen)
+    out = out * (1 + speckle * torch.randn(out.shape, generator=gen))
+    blur = _chance(n, 0.25, gen).view(n)
+    if blur.any():
+        kernel = torch.tensor([0.25, 0.5, 0.25])
+        kernel2d = (kernel[:, None] * kernel[None, :]).view(1, 1, 3, 3)
+        smooth = F.conv2d(F.pad(torch.nan_to_num(out[blur]), (1, 1, 1, 1), mode="replicate"), kernel2d)
+        out[blur] = torch.where(torch.isnan(out[blur]), out[blur], smooth)
+    out = out.clamp(0, 1)
+    eight_bit = _chance(n, 0.5, gen)
+    out = torch.where(eight_bit, torch.round(out * 255) / 255, out)
+    keep = _chance(n, p_identity, gen)
+    return torch.where(keep, x, out)
+
+
+def nodata_border(
+    x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, p: float = 0.1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Some tiles lose a band along one side to nodata (a GRD border): NaN in the image, no oil there."""
+    x, y = x.clone(), y.clone()
+    size = x.shape[-1]
+    for i in range(x.shape[0]):
+        if torch.rand(1, generator=gen) >= p:
+            continue
+        width = int(torch.randint(size // 10, size * 2 // 5, (1,), generator=gen))
+        side = int(torch.randint(0, 4, (1,), generator=gen))
+        band = [slice(None), slice(None)]
+        band[side % 2] = slice(0, width) if side < 2 else slice(size - width, size)
+        x[i, 0][tuple(band)] = float("nan")
+        y[i, 0][tuple(band)] = 0
+    return x, y
+
+
+def percentile_stretch(x: torch.Tensor) -> torch.Tensor:
+    """What ml.radiometry.Stretch does, per tile: percentiles of valid pixels to 0..1 in 1/255 steps."""
+    flat = x.flatten(1)
+    q = torch.tensor([LOW_PERCENTILE / 100, 0.5, HIGH_PERCENTILE / 100], dtype=flat.dtype)
+    low, median, high = torch.nanquantile(flat, q, dim=1).view(3, -1, 1, 1, 1)
+    span = (high - low).clamp_min(1e-6)
+    valid_span = (high - low) > 0
+    scaled = ((x - low) / span).clamp(0, 1).where(valid_span, torch.full_like(x, 128 / 255))
+    fill = ((median - low) / span).clamp(0, 1).where(valid_span, torch.full_like(median, 128 / 255))
+    fill = torch.round(fill * 255) / 255
+    scaled = torch.round(scaled * 255) / 255
+    return torch.where(torch.isnan(x), fill.expand_as(x), scaled).nan_to_num(128 / 255)

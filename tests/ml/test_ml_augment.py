@@ -1,0 +1,89 @@
+"""Radiometric augmentation and the torch twin of the service's stretch (needs torch)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ml.radiometry import convert
+
+pytestmark = pytest.mark.train
+torch = pytest.importorskip("torch")
+
+from ml.training.augment import (  # noqa: E402
+    dihedral,
+    nodata_border,
+    percentile_stretch,
+    radiometric,
+)
+
+
+def tiles(n: int = 6, size: int = 64) -> torch.Tensor:
+    rng = np.random.default_rng(0)
+    x = np.clip(rng.gamma(4.0, 1 / 4.0, (n, 1, size, size)) * 0.4, 0, 1).astype(np.float32)
+    x[:, :, 20:40, 10:50] *= 0.3  # a dark slick
+    return torch.from_numpy(x)
+
+
+def test_torch_stretch_is_the_services_stretch() -> None:
+    """Training must see exactly what the service feeds the model, nodata included."""
+    x = tiles()
+    grey = torch.round(x * 255)
+    grey[1, 0, :, :7] = float("nan")  # nodata in one tile
+    ours = percentile_stretch(grey / 255)
+    for i in range(len(x)):
+        band = grey[i, 0].numpy()
+        expected = convert(np.nan_to_num(band, nan=0).astype(np.uint8), mask=~np.isnan(band)).gray
+        diff = np.abs(ours[i, 0].numpy() * 255 - expected)
+        # float32 in [0, 1] against [0, 255]: a value on a rounding edge may land one level apart.
+        assert diff.max() <= 1 + 1e-3 and (diff > 0.5).mean() < 0.01
+
+
+def test_stretch_of_constant_and_empty_tiles_is_mid_grey() -> None:
+    x = torch.stack([torch.full((1, 8, 8), 0.3), torch.full((1, 8, 8), float("nan"))])
+    out = percentile_stretch(x)
+    assert torch.allclose(out, torch.full_like(out, 128 / 255))
+
+
+def test_radiometric_keeps_shape_range_and_nodata() -> None:
+    x = tiles()
+    x[0, 0, :5] = float("nan")
+    gen = torch.Generator().manual_seed(1)
+    outs = [radiometric(x, gen) for _ in range(4)]
+    for out in outs:
+        assert out.shape == x.shape
+        valid = ~torch.isnan(out)
+        assert torch.equal(valid, ~torch.isnan(x))
+        assert out[valid].min() >= 0 and out[valid].max() <= 1
+    assert any(not torch.allclose(torch.nan_to_num(o), torch.nan_to_num(x)) for o in outs)
+
+
+def test_nodata_border_is_nan_in_the_image_and_no_oil() -> None:
+    x = tiles(40)
+    y = torch.ones_like(x)
+    gen = torch.Generator().manual_seed(2)
+    bx, by = nodata_border(x, y, gen, p=1.0)
+    holes = torch.isnan(bx)
+    assert holes.flatten(1).any(1).all()  # every tile lost a band
+    assert (by[holes] == 0).all() and (by[~holes] == 1).all()
+
+
+def test_dihedral_moves_image_and_mask_together() -> None:
+    x = tiles(2)
+    y = (x < 0.1).float()
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(6):
+        rx, ry = dihedral(x, y, gen)
+        assert torch.equal((rx < 0.1).float(), ry)
+
+
+def test_lite_unet_maps_grey_tiles_to_probabilities() -> None:
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from ml.training.model import build_model
+
+    model = build_model("lite-unet", pretrained=False).eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 1, 64, 96))
+    assert out.shape == (1, 1, 64, 96) and 0 <= float(out.min()) <= float(out.max()) <= 1
+    with pytest.raises(ValueError, match="unknown architecture"):
+        build_model("resnet")
