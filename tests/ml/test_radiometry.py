@@ -171,3 +171,16 @@ def test_large_images_take_their_statistics_from_a_sample() -> None:
 def test_one_bit_images_are_black_and_white() -> None:
     result = convert(SLICK)
     assert set(np.unique(result.gray)) <= {0, 255}
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16])
+def test_histogram_percentiles_equal_numpys(dtype: type) -> None:
+    """8/16-bit images take their statistics from a histogram: the same stretch as percentiles of pixels."""
+    rng = np.random.default_rng(3)
+    info = np.iinfo(dtype)
+    image = rng.integers(max(info.min, -500), min(info.max, 3000), (37, 53)).astype(dtype)
+    scale = infer_scale(image)
+    expected = Stretch.fit(to_working(image, scale))
+    assert expected is not None
+    got = convert(image).gray
+    np.testing.assert_array_equal(got, expected.apply(to_working(image, scale)))
