@@ -25,7 +25,7 @@ import numpy as np
 
 from ml.runners import ModelRunners
 
-THRESHOLD = 0.5
+THRESHOLD = 0.5  # unless the model's metadata names its own (ml.training.threshold, ml.training.export)
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "models" / "slicknet.onnx"
 
 # (N, 1, T, T) float32 grey levels in [0, 1] -> (N, 1, T, T) float32 oil probabilities, now or later.
@@ -195,6 +195,7 @@ class ModelInfo:
     sha256: str
     epoch: str | None
     validation: dict[str, float] = field(default_factory=dict)
+    threshold: float = THRESHOLD
 
 
 def read_model_info(path: Path, metadata: dict[str, str]) -> ModelInfo:
@@ -207,7 +208,13 @@ def read_model_info(path: Path, metadata: dict[str, str]) -> ModelInfo:
     except (ValueError, TypeError, AttributeError):
         validation = {}
     version = f"{name}-e{epoch}-{sha[:12]}" if epoch else f"{name}-{sha[:12]}"
-    return ModelInfo(name=name, version=version, sha256=sha, epoch=epoch, validation=validation)
+    try:
+        threshold = float(metadata.get("threshold", THRESHOLD))
+    except ValueError:
+        threshold = THRESHOLD
+    if not 0 < threshold < 1:
+        threshold = THRESHOLD
+    return ModelInfo(name, version, sha, epoch, validation, threshold)
 
 
 class Segmenter:
@@ -265,11 +272,11 @@ class Segmenter:
 
     def segment(self, gray: np.ndarray) -> np.ndarray:
         """uint8 HxW -> uint8 HxW mask (255 = oil)."""
-        return to_mask(self.probabilities(gray))
+        return to_mask(self.probabilities(gray), self.info.threshold)
 
     def segment_many(self, grays: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """The mask of each image, in order; small images share model runs (see sliding_window_many)."""
-        return (to_mask(prob) for prob in self.probabilities_many(grays))
+        return (to_mask(prob, self.info.threshold) for prob in self.probabilities_many(grays))
 
     def close(self) -> None:
         self.runners.close()

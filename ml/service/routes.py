@@ -25,7 +25,7 @@ from common.wire import (
     overlay_entry,
 )
 from ml.imaging import ImageError, decode_image
-from ml.inference import THRESHOLD, without_nodata
+from ml.inference import without_nodata
 from ml.outputs import bundle, bundle_batch, encode_mask_png, encode_overlay_png
 from ml.radiometry import ModelInput
 from ml.service.deps import SegmenterDep, SettingsDep, SlotsDep
@@ -56,7 +56,7 @@ async def model(segmenter: SegmenterDep, config: SettingsDep) -> ModelCard:
         batch_size=segmenter.batch_size,
         threads=segmenter.threads,
         runners=segmenter.runners.count,
-        threshold=THRESHOLD,
+        threshold=info.threshold,
         input_scale=config.INPUT_SCALE,
         validation=info.validation,
     )

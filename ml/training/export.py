@@ -22,7 +22,7 @@ from ml.training.model import CHANNELS, build_model
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "models" / "slicknet.onnx"
 
 
-def export(checkpoint: Path, out: Path, opset: int = 17) -> dict:
+def export(checkpoint: Path, out: Path, opset: int = 17, threshold: float | None = None) -> dict:
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     arch = ckpt.get("arch", "slicknet")
     model = build_model(arch, tuple(ckpt.get("channels", CHANNELS)), pretrained=False)
@@ -49,6 +49,8 @@ def export(checkpoint: Path, out: Path, opset: int = 17) -> dict:
         "epoch": str(ckpt["epoch"] + 1),
         "validation": json.dumps({k: round(float(v), 4) for k, v in ckpt["metrics"].items()}),
     }
+    if threshold is not None:  # chosen by ml.training.threshold; the service thresholds at 0.5 otherwise
+        meta["threshold"] = f"{threshold:g}"
     for key, value in meta.items():
         proto.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
     onnx.checker.check_model(proto)
@@ -69,8 +71,9 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--checkpoint", type=Path, default=Path("runs/slicknet/best.pt"))
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--threshold", type=float, help="oil threshold to record in the model (default 0.5)")
     args = p.parse_args(argv)
-    print(json.dumps(export(args.checkpoint, args.out)))
+    print(json.dumps(export(args.checkpoint, args.out, threshold=args.threshold)))
 
 
 if __name__ == "__main__":
