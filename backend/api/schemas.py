@@ -1,24 +1,13 @@
-"""Pydantic models for every API response and for the per-image report records."""
+"""Pydantic models of the API's requests and answers (the operator endpoints': backend.ops.schemas)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-
-class JobState(StrEnum):
-    QUEUED = "queued"
-    PROCESSING = "processing"
-    ARCHIVING = "archiving"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    EXPIRED = "expired"
-
-
-ACTIVE_STATES = frozenset({JobState.QUEUED, JobState.PROCESSING, JobState.ARCHIVING})
+from backend.jobs.models import JobState
 
 
 class ErrorDetail(BaseModel):
@@ -61,32 +50,6 @@ class TimeLeft(BaseModel):
     user_hash: str
     seconds_left: float
     expires_at: datetime
-
-
-class ImageResult(BaseModel):
-    """What one segmentation task produced; a row of report.csv and an entry of report.json."""
-
-    name: str = Field(description="Path of the image inside the uploaded zip.")
-    output: str = Field(description="Name of its mask under masks/ and overlay under overlays/.")
-    status: Literal["ok", "failed"]
-    width: int | None = None
-    height: int | None = None
-    oil_pixels: int | None = None
-    oil_fraction: float | None = None
-    error: str | None = None
-
-
-class Report(BaseModel):
-    """report.json inside archive.zip."""
-
-    job_id: str
-    model_version: str | None
-    created_at: datetime
-    finished_at: datetime
-    total: int
-    done: int
-    failed: int
-    images: list[ImageResult]
 
 
 class ImageSummary(BaseModel):

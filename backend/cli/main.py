@@ -1,4 +1,4 @@
-"""Command-line client of the API: `python -m backend.cli upload scenes.zip --wait --out masks.zip`.
+"""The API client behind `python -m backend.cli upload scenes.zip --wait --out masks.zip`.
 
 Exit codes: 0 done, 1 the job failed, 2 bad usage or unreadable local file, 3 the API cannot be reached,
 4 the API refused the request (its `detail` is printed).
@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from backend.cli_progress import Progress, ProgressReader, human_bytes
+from backend.cli.progress import Progress, ProgressReader, human_bytes
 
 DEFAULT_API = "http://127.0.0.1:8000"
 EXIT_JOB_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_REFUSED = 1, 2, 3, 4
@@ -238,7 +238,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

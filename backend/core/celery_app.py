@@ -10,7 +10,7 @@ from celery.signals import setup_logging, worker_init
 
 from backend.core.config import settings
 from backend.core.logging import configure_logging
-from ml.priority import lower_process_priority
+from common.priority import lower_process_priority
 
 
 class RedisResults(RedisBackend):
@@ -29,14 +29,14 @@ celery_app = Celery(
     "oilspill",
     broker=settings.redis_url,
     backend=f"{__name__}:RedisResults+{settings.redis_url}",
-    include=["backend.tasks"],
+    include=["backend.worker.tasks"],
 )
 celery_app.conf.update(
     task_serializer="json",
     result_serializer="json",
     accept_content=["json"],
     # A task is acknowledged after it ran, so a worker dying mid-image hands it to another worker;
-    # pipeline.process_image bounds the redeliveries (MAX_DELIVERIES) so a poison image cannot loop.
+    # backend.worker.segment bounds the redeliveries (MAX_DELIVERIES) so a poison image cannot loop.
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,

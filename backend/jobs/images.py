@@ -1,134 +1,131 @@
 """Per-image records of a job in Redis: inputs, where they lie in the zip, results, parts, deliveries.
 
 The keys (job:<id>:inputs, :entries, :results, :parts, :done, :failed, :deliveries) are listed in
-backend.jobs, which owns the job record they belong to and expires them together with it.
+backend.jobs.keys; they belong to the job record and expire together with it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from backend import jobs
-from backend.jobs import Redis
-from backend.schemas import ImageResult
+import redis
+
+from backend.jobs.keys import job_key, touch
+from backend.jobs.models import ImageResult
 
 
-def inputs(r: Redis, job_id: str) -> dict[str, str]:
-    found: dict[str, str] = r.hgetall(jobs.job_key(job_id, ":inputs"))
-    return found
+class ImageRecords:
+    """The images of the jobs in one Redis (JobStore.images); writes renew the job's `record_ttl`."""
 
+    def __init__(self, client: redis.Redis, *, record_ttl: int) -> None:
+        self.client = client
+        self.record_ttl = record_ttl
 
-def batch_inputs(r: Redis, job_id: str, names: list[str]) -> tuple[dict[str, str], dict[str, str]]:
-    """For a worker's batch, in one round trip (one HMGET each): name -> output name, name -> entry record.
+    def inputs(self, job_id: str) -> dict[str, str]:
+        found: dict[str, str] = self.client.hgetall(job_key(job_id, ":inputs"))
+        return found
 
-    Only names that are inputs of the job (have a record) appear.
-    """
-    if not names:
-        return {}, {}
-    pipe = r.pipeline(transaction=False)
-    pipe.hmget(jobs.job_key(job_id, ":inputs"), names)
-    pipe.hmget(jobs.job_key(job_id, ":entries"), names)
-    outputs, entries = pipe.execute()
-    return _present(names, outputs), _present(names, entries)
+    def batch_inputs(self, job_id: str, names: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+        """For a worker's batch, in one round trip (an HMGET each): name -> output name, name -> entry record.
+
+        Only names that are inputs of the job (have a record) appear.
+        """
+        if not names:
+            return {}, {}
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hmget(job_key(job_id, ":inputs"), names)
+        pipe.hmget(job_key(job_id, ":entries"), names)
+        outputs, entries = pipe.execute()
+        return _present(names, outputs), _present(names, entries)
+
+    def results(self, job_id: str) -> dict[str, ImageResult]:
+        raw: dict[str, str] = self.client.hgetall(job_key(job_id, ":results"))
+        return {name: ImageResult.model_validate_json(value) for name, value in raw.items()}
+
+    def recorded(self, job_id: str, names: list[str]) -> dict[str, ImageResult]:
+        """The results already recorded for those of `names` that have one (one round trip)."""
+        raw: list[str | None] = self.client.hmget(job_key(job_id, ":results"), names) if names else []
+        return {
+            name: ImageResult.model_validate_json(value)
+            for name, value in zip(names, raw, strict=True)
+            if value is not None
+        }
+
+    def parts(self, job_id: str, outputs: list[str] | None = None) -> dict[str, str]:
+        """output name -> part id, for all outputs with a stored part or only those of `outputs`."""
+        if outputs is None:
+            found: dict[str, str] = self.client.hgetall(job_key(job_id, ":parts"))
+            return found
+        ids: list[str | None] = self.client.hmget(job_key(job_id, ":parts"), outputs) if outputs else []
+        return {out: part for out, part in zip(outputs, ids, strict=True) if part is not None}
+
+    def errors(self, job_id: str) -> dict[str, str]:
+        """name -> error of every failed image.
+
+        Reads only the failed images' records (the status endpoint calls this on every poll: a 5000-image job
+        must not cost 5000 JSON parses per request).
+        """
+        names = sorted(self.client.smembers(job_key(job_id, ":failed")))
+        if not names:
+            return {}
+        raw: list[str | None] = self.client.hmget(job_key(job_id, ":results"), names)
+        found = (ImageResult.model_validate_json(value) for value in raw if value is not None)
+        return {res.name: res.error or "failed" for res in found if res.status == "failed"}
+
+    def count_delivery(self, job_id: str, name: str) -> int:
+        """How many times a worker has started on this image, this time included."""
+        return self.count_deliveries(job_id, [name])[name]
+
+    def count_deliveries(self, job_id: str, names: list[str]) -> dict[str, int]:
+        """Count one more start on each of these images (one round trip); name -> starts, this one counted."""
+        pipe = self.client.pipeline()
+        for name in names:
+            pipe.hincrby(job_key(job_id, ":deliveries"), name, 1)
+        pipe.expire(job_key(job_id, ":deliveries"), self.record_ttl)
+        counts: list[int] = pipe.execute()[:-1]
+        return dict(zip(names, counts, strict=True))
+
+    def deliveries(self, job_id: str, names: list[str]) -> dict[str, int]:
+        """How many times a worker has started on each of these images so far (0 for none)."""
+        found: list[str | None] = self.client.hmget(job_key(job_id, ":deliveries"), names) if names else []
+        return {name: int(count or 0) for name, count in zip(names, found, strict=True)}
+
+    def record_result(
+        self, job_id: str, result: ImageResult, *, model_version: str | None, user_hash: str
+    ) -> None:
+        """Store an image's outcome; the done/failed sets make a repeated record idempotent."""
+        self.record_results(job_id, [result], model_version=model_version, user_hash=user_hash)
+
+    def record_results(
+        self,
+        job_id: str,
+        results: list[ImageResult],
+        *,
+        model_version: str | None,
+        user_hash: str,
+        parts: Mapping[str, str] | None = None,
+    ) -> None:
+        """Store images' outcomes and the parts (output -> part id) of the ok ones in one transaction."""
+        ok, failed = job_key(job_id, ":done"), job_key(job_id, ":failed")
+        pipe = self.client.pipeline()
+        if results:
+            pipe.hset(
+                job_key(job_id, ":results"), mapping={res.name: res.model_dump_json() for res in results}
+            )
+        if parts:
+            pipe.hset(job_key(job_id, ":parts"), mapping=dict(parts))
+        for into, out_of, names in (
+            (ok, failed, [res.name for res in results if res.status == "ok"]),
+            (failed, ok, [res.name for res in results if res.status != "ok"]),
+        ):
+            if names:
+                pipe.sadd(into, *names)
+                pipe.srem(out_of, *names)
+        if model_version:
+            pipe.hset(job_key(job_id), "model_version", model_version)
+        touch(pipe, job_id, user_hash, self.record_ttl)
+        pipe.execute()
 
 
 def _present(names: list[str], found: list[str | None]) -> dict[str, str]:
     return {name: value for name, value in zip(names, found, strict=True) if value is not None}
-
-
-def results(r: Redis, job_id: str) -> dict[str, ImageResult]:
-    raw: dict[str, str] = r.hgetall(jobs.job_key(job_id, ":results"))
-    return {name: ImageResult.model_validate_json(value) for name, value in raw.items()}
-
-
-def recorded(r: Redis, job_id: str, names: list[str]) -> dict[str, ImageResult]:
-    """The results already recorded for those of `names` that have one (one round trip)."""
-    raw: list[str | None] = r.hmget(jobs.job_key(job_id, ":results"), names) if names else []
-    return {
-        name: ImageResult.model_validate_json(value)
-        for name, value in zip(names, raw, strict=True)
-        if value is not None
-    }
-
-
-def parts(r: Redis, job_id: str, outputs: list[str] | None = None) -> dict[str, str]:
-    """output name -> part id, for all outputs with a stored part or only those of `outputs`."""
-    if outputs is None:
-        found: dict[str, str] = r.hgetall(jobs.job_key(job_id, ":parts"))
-        return found
-    ids: list[str | None] = r.hmget(jobs.job_key(job_id, ":parts"), outputs) if outputs else []
-    return {out: part for out, part in zip(outputs, ids, strict=True) if part is not None}
-
-
-def errors(r: Redis, job_id: str) -> dict[str, str]:
-    """name -> error of every failed image.
-
-    Reads only the failed images' records (the status endpoint calls this on every poll: a 5000-image job
-    must not cost 5000 JSON parses per request).
-    """
-    names = sorted(r.smembers(jobs.job_key(job_id, ":failed")))
-    if not names:
-        return {}
-    raw: list[str | None] = r.hmget(jobs.job_key(job_id, ":results"), names)
-    found = (ImageResult.model_validate_json(value) for value in raw if value is not None)
-    return {res.name: res.error or "failed" for res in found if res.status == "failed"}
-
-
-def count_delivery(r: Redis, job_id: str, name: str, *, ttl: int) -> int:
-    """How many times a worker has started on this image, this time included."""
-    return count_deliveries(r, job_id, [name], ttl=ttl)[name]
-
-
-def count_deliveries(r: Redis, job_id: str, names: list[str], *, ttl: int) -> dict[str, int]:
-    """Count one more start on each of these images (one round trip); name -> starts, this one included."""
-    pipe = r.pipeline()
-    for name in names:
-        pipe.hincrby(jobs.job_key(job_id, ":deliveries"), name, 1)
-    pipe.expire(jobs.job_key(job_id, ":deliveries"), ttl)
-    counts: list[int] = pipe.execute()[:-1]
-    return dict(zip(names, counts, strict=True))
-
-
-def deliveries(r: Redis, job_id: str, names: list[str]) -> dict[str, int]:
-    """How many times a worker has started on each of these images so far (0 for none)."""
-    found: list[str | None] = r.hmget(jobs.job_key(job_id, ":deliveries"), names) if names else []
-    return {name: int(count or 0) for name, count in zip(names, found, strict=True)}
-
-
-def record_result(
-    r: Redis, job_id: str, result: ImageResult, *, model_version: str | None, user_hash: str, ttl: int
-) -> None:
-    """Store an image's outcome; the done/failed sets make a repeated record idempotent."""
-    record_results(r, job_id, [result], model_version=model_version, user_hash=user_hash, ttl=ttl)
-
-
-def record_results(
-    r: Redis,
-    job_id: str,
-    results: list[ImageResult],
-    *,
-    model_version: str | None,
-    user_hash: str,
-    ttl: int,
-    parts: Mapping[str, str] | None = None,
-) -> None:
-    """Store several images' outcomes and the parts (output -> part id) of the ok ones in one transaction."""
-    ok, failed = jobs.job_key(job_id, ":done"), jobs.job_key(job_id, ":failed")
-    pipe = r.pipeline()
-    if results:
-        pipe.hset(
-            jobs.job_key(job_id, ":results"), mapping={res.name: res.model_dump_json() for res in results}
-        )
-    if parts:
-        pipe.hset(jobs.job_key(job_id, ":parts"), mapping=dict(parts))
-    for into, out_of, names in (
-        (ok, failed, [res.name for res in results if res.status == "ok"]),
-        (failed, ok, [res.name for res in results if res.status != "ok"]),
-    ):
-        if names:
-            pipe.sadd(into, *names)
-            pipe.srem(out_of, *names)
-    if model_version:
-        pipe.hset(jobs.job_key(job_id), "model_version", model_version)
-    jobs.touch(pipe, job_id, user_hash, ttl)
-    pipe.execute()

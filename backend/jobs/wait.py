@@ -2,7 +2,7 @@
 
 A client that polls the status every few hundred milliseconds costs the API, Redis and itself ~2.5 ms of
 CPU per request, on the cores the model needs (measured: docs/benchmarks.md). Instead the API subscribes to
-the job's state channel (jobs.transition publishes every change) and answers when the job has ended.
+the job's state channel (JobStore.transition publishes every change) and answers when the job has ended.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import asyncio
 
 from redis.asyncio import Redis
 
-from backend import jobs
-from backend.schemas import ACTIVE_STATES
+from backend.jobs.keys import job_key, state_channel
+from backend.jobs.models import ACTIVE_STATES
 
 MAX_WAIT_SECONDS = 60.0
 
@@ -22,9 +22,9 @@ async def wait_until_ended(r: Redis, job_id: str, timeout: float) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + min(timeout, MAX_WAIT_SECONDS)
     async with r.pubsub(ignore_subscribe_messages=True) as pubsub:
-        await pubsub.subscribe(jobs.state_channel(job_id))
+        await pubsub.subscribe(state_channel(job_id))
         # Read after subscribing: a change published in between is then either seen here or received.
-        if not _active(await r.hget(jobs.job_key(job_id), "state")):
+        if not _active(await r.hget(job_key(job_id), "state")):
             return
         while (left := deadline - loop.time()) > 0:
             message = await pubsub.get_message(timeout=left)

@@ -21,11 +21,11 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
-from backend import jobs
+from backend.jobs.keys import ACTIVE_INDEX, PREFIX
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("backend.metrics")  # the module's name before it moved, for log filters
 
-METRICS_KEY = f"{jobs.PREFIX}metrics"
+METRICS_KEY = f"{PREFIX}metrics"
 LATENCY = "segmentation_seconds"
 # Upper bounds (s) of the segmentation latency buckets: a 256 px tile takes ~0.1 s, a 4000 px scene ~10 s.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -68,50 +68,56 @@ def _safely(what: str, pipe: redis.client.Pipeline) -> None:
         log.warning("metric %s not recorded: %s", what, exc)
 
 
-def incr(r: redis.Redis, counter: str, value: str | None = None, amount: int = 1) -> None:
-    """Add `amount` to a counter (value = its label value, checked against COUNTERS)."""
-    pipe = r.pipeline(transaction=False)
-    pipe.hincrby(METRICS_KEY, _field(counter, value), amount)
-    _safely(counter, pipe)
+class Metrics:
+    """The counters in one Redis; every method records in one round trip and never raises."""
 
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
 
-def count_upload(r: redis.Redis, outcome: str) -> None:
-    incr(r, "uploads", outcome)
+    def incr(self, counter: str, value: str | None = None, amount: int = 1) -> None:
+        """Add `amount` to a counter (value = its label value, checked against COUNTERS)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hincrby(METRICS_KEY, _field(counter, value), amount)
+        _safely(counter, pipe)
 
+    def count_upload(self, outcome: str) -> None:
+        self.incr("uploads", outcome)
 
-def count_job(r: redis.Redis, state: str) -> None:
-    incr(r, "jobs", state)
+    def count_job(self, state: str) -> None:
+        self.incr("jobs", state)
 
+    def count_image(self, status: str) -> None:
+        self.incr("images", status)
 
-def count_image(r: redis.Redis, status: str) -> None:
-    incr(r, "images", status)
+    def add_archive_bytes(self, size: int) -> None:
+        self.incr("archive_bytes", None, size)
 
+    def count_deletion(self, reason: str) -> None:
+        self.incr("deletions", reason)
 
-def add_archive_bytes(r: redis.Redis, size: int) -> None:
-    incr(r, "archive_bytes", None, size)
+    def observe_segmentation(self, seconds: float) -> None:
+        """One sample of the latency histogram: its bucket (non-cumulative here) and the running sum."""
+        self.record_images({}, [seconds])
 
+    def record_images(self, statuses: dict[str, int], seconds: list[float]) -> None:
+        """A chord member's images in one round trip: counts by status, a latency sample per segmented one."""
+        pipe = self.client.pipeline(transaction=False)
+        for status, count in statuses.items():
+            if count:
+                pipe.hincrby(METRICS_KEY, _field("images", status), count)
+        buckets = Counter(bisect.bisect_left(LATENCY_BUCKETS, sample) for sample in seconds)
+        for bucket, count in buckets.items():
+            pipe.hincrby(METRICS_KEY, f"{LATENCY}:{bucket}", count)
+        if seconds:
+            pipe.hincrbyfloat(METRICS_KEY, f"{LATENCY}:sum", sum(seconds))
+        _safely("images", pipe)
 
-def count_deletion(r: redis.Redis, reason: str) -> None:
-    incr(r, "deletions", reason)
-
-
-def observe_segmentation(r: redis.Redis, seconds: float) -> None:
-    """One sample of the latency histogram: its bucket (non-cumulative here) and the running sum."""
-    record_images(r, {}, [seconds])
-
-
-def record_images(r: redis.Redis, statuses: dict[str, int], seconds: list[float]) -> None:
-    """A chord member's images in one round trip: counts by status, one latency sample per segmented image."""
-    pipe = r.pipeline(transaction=False)
-    for status, count in statuses.items():
-        if count:
-            pipe.hincrby(METRICS_KEY, _field("images", status), count)
-    buckets = Counter(bisect.bisect_left(LATENCY_BUCKETS, sample) for sample in seconds)
-    for bucket, count in buckets.items():
-        pipe.hincrby(METRICS_KEY, f"{LATENCY}:{bucket}", count)
-    if seconds:
-        pipe.hincrbyfloat(METRICS_KEY, f"{LATENCY}:sum", sum(seconds))
-    _safely("images", pipe)
+    def render(self, waiting: dict[str, int], accept: str = "") -> tuple[bytes, str]:
+        """Every metric, encoded as the scraper asked (Accept), and its content type; raises Redis errors."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(RedisCollector(self.client, waiting))
+        encode, content_type = choose_encoder(accept)
+        return encode(registry), content_type
 
 
 def _cumulative(raw: dict[str, str]) -> tuple[list[tuple[str, float]], float]:
@@ -126,14 +132,14 @@ def _cumulative(raw: dict[str, str]) -> tuple[list[tuple[str, float]], float]:
 class RedisCollector:
     """Reads the counters from Redis at scrape time, plus live gauges (active jobs, waiting messages)."""
 
-    def __init__(self, r: redis.Redis, waiting: dict[str, int]) -> None:
-        self.r = r
+    def __init__(self, client: redis.Redis, waiting: dict[str, int]) -> None:
+        self.client = client
         self.waiting = waiting  # queue name -> messages waiting (monitor.queue_depths)
 
     def collect(self) -> Iterator[Metric]:
-        pipe = self.r.pipeline(transaction=False)
+        pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(METRICS_KEY)
-        pipe.zcard(jobs.ACTIVE_INDEX)
+        pipe.zcard(ACTIVE_INDEX)
         raw, active = pipe.execute()
         for counter, spec in COUNTERS.items():
             family = CounterMetricFamily(spec.name, spec.help, labels=[spec.label] if spec.label else [])
@@ -154,11 +160,3 @@ class RedisCollector:
         for name, count in self.waiting.items():
             waiting.add_metric([name], float(count))
         yield waiting
-
-
-def render(r: redis.Redis, waiting: dict[str, int], accept: str = "") -> tuple[bytes, str]:
-    """Every metric, encoded as the scraper asked (Accept), and its content type; raises Redis errors."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(RedisCollector(r, waiting))
-    encode, content_type = choose_encoder(accept)
-    return encode(registry), content_type

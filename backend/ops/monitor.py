@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+import redis
 from pydantic import BaseModel
 
-from backend import jobs
-from backend.celery_app import celery_app
+from backend.core.celery_app import celery_app
 from backend.core.config import settings
 
 T = TypeVar("T")
@@ -114,11 +114,11 @@ any_worker = Cached(lambda: _ping(limit=1), lambda: settings.MONITOR_CACHE_SECON
 worker_loads = Cached(_loads, lambda: settings.MONITOR_CACHE_SECONDS)
 
 
-def queue_depths(r: jobs.Redis) -> dict[str, int]:
+def queue_depths(client: redis.Redis) -> dict[str, int]:
     """Messages waiting per queue: the LLEN of each of its Redis lists (one per priority step), summed."""
     names = sorted({celery_app.conf.task_default_queue, *(q.name for q in celery_app.conf.task_queues or ())})
     keys = {name: [name, *(f"{name}{_PRIORITY_SEP}{step}" for step in _PRIORITY_STEPS)] for name in names}
-    pipe = r.pipeline(transaction=False)
+    pipe = client.pipeline(transaction=False)
     for name in names:
         for key in keys[name]:
             pipe.llen(key)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from backend.schemas import JobState
+from backend.jobs.models import JobState
 
 
 class TaskSummary(BaseModel):

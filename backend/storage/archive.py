@@ -1,4 +1,4 @@
-"""report.json, report.csv and archive.zip for a finished job."""
+"""archive.zip of a finished job: its masks and overlays, copied from the parts, report.json, report.csv."""
 
 from __future__ import annotations
 
@@ -7,11 +7,28 @@ import io
 import os
 import zipfile
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 
-from backend import parts
-from backend.schemas import Report
-from backend.storage import UserDir
+from pydantic import BaseModel
+
+from backend.jobs.models import ImageResult
+from backend.storage import parts
+from backend.storage.layout import UserDir
+
+
+class Report(BaseModel):
+    """report.json inside archive.zip."""
+
+    job_id: str
+    model_version: str | None
+    created_at: datetime
+    finished_at: datetime
+    total: int
+    done: int
+    failed: int
+    images: list[ImageResult]
+
 
 CSV_COLUMNS = (
     "name",

@@ -1,8 +1,8 @@
-"""Layout of RESULTS_DIR, the token format, and the few disk operations the pipeline needs.
+"""Layout of RESULTS_DIR (a ResultsDir), the token format, and the few disk operations the pipeline needs.
 
 results/<user_hash>/upload.zip          the uploaded zip; images are read from it
 results/<user_hash>/parts/<part>.zip    masks/<out>.png (0/255) and overlays/<out>.png (oil in translucent
-                                        red) of one ML request (backend.parts)
+                                        red) of one ML request (backend.storage.parts)
 results/<user_hash>/archive.zip         what GET /api/download serves
 """
 
@@ -55,10 +55,43 @@ class UserDir:
         return self.parts / f"{part}.zip"
 
 
-def user_dir(results_dir: Path, user_hash: str) -> UserDir:
-    if not is_token(user_hash):
-        raise ValueError(f"not a user hash: {user_hash!r}")
-    return UserDir(results_dir / user_hash)
+@dataclass(frozen=True)
+class ResultsDir:
+    """RESULTS_DIR: one folder per upload, named by its user hash; nothing is written elsewhere."""
+
+    root: Path
+
+    def user(self, user_hash: str) -> UserDir:
+        """The folder of `user_hash` (not created); ValueError unless it is a token."""
+        if not is_token(user_hash):
+            raise ValueError(f"not a user hash: {user_hash!r}")
+        return UserDir(self.root / user_hash)
+
+    def delete_user(self, user_hash: str) -> bool:
+        """Remove results/<user_hash> entirely; True if it existed. Idempotent: a missing folder is fine."""
+        root = self.user(user_hash).root
+        existed = root.exists()
+        shutil.rmtree(root, ignore_errors=True)
+        return existed and not root.exists()
+
+    def free_disk_mb(self) -> float:
+        """Free space on the filesystem that holds the folder (or its nearest existing parent)."""
+        return free_disk_mb(self.root)
+
+    def users(self) -> Iterator[tuple[str, float]]:
+        """(user_hash, newest mtime of the folder and its direct children) for each token-named folder."""
+        if not self.root.is_dir():
+            return
+        for entry in os.scandir(self.root):
+            if not (entry.is_dir(follow_symlinks=False) and is_token(entry.name)):
+                continue
+            newest = entry.stat(follow_symlinks=False).st_mtime
+            try:
+                for child in os.scandir(entry.path):
+                    newest = max(newest, child.stat(follow_symlinks=False).st_mtime)
+            except FileNotFoundError:
+                continue
+            yield entry.name, newest
 
 
 def output_names(names: Iterable[str]) -> dict[str, str]:
@@ -89,33 +122,9 @@ def output_names(names: Iterable[str]) -> dict[str, str]:
     return result
 
 
-def delete_user_dir(results_dir: Path, user_hash: str) -> bool:
-    """Remove results/<user_hash> entirely; True if it existed. Idempotent: a missing folder is fine."""
-    root = user_dir(results_dir, user_hash).root
-    existed = root.exists()
-    shutil.rmtree(root, ignore_errors=True)
-    return existed and not root.exists()
-
-
 def free_disk_mb(path: Path) -> float:
     """Free space on the filesystem that holds `path` (or its nearest existing parent)."""
     probe = path.absolute()
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     return shutil.disk_usage(probe).free / (1024 * 1024)
-
-
-def user_dirs(results_dir: Path) -> Iterator[tuple[str, float]]:
-    """(user_hash, newest mtime of the folder and its direct children) for each token-named folder."""
-    if not results_dir.is_dir():
-        return
-    for entry in os.scandir(results_dir):
-        if not (entry.is_dir(follow_symlinks=False) and is_token(entry.name)):
-            continue
-        newest = entry.stat(follow_symlinks=False).st_mtime
-        try:
-            for child in os.scandir(entry.path):
-                newest = max(newest, child.stat(follow_symlinks=False).st_mtime)
-        except FileNotFoundError:
-            continue
-        yield entry.name, newest

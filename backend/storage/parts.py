@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from ml import stored_zip
+from common import stored_zip
 
 MASKS = "masks/"
 OVERLAYS = "overlays/"
@@ -50,8 +50,8 @@ def write_part(path: Path, items: Iterable[Outputs]) -> None:
     """Write the masks and overlays as one stored zip, atomically (temporary name, then os.replace).
 
     PNGs are stored, not deflated again: they are compressed already. The zip is built in memory
-    (ml.stored_zip, ISA-L's CRCs) and written with one call: zipfile writing to a file seeks back over every
-    entry's header, and each seek flushes.
+    (common.stored_zip, ISA-L's CRCs) and written with one call: zipfile writing to a file seeks back over
+    every entry's header, and each seek flushes.
     """
     body = stored_zip.write(
         (name, data)

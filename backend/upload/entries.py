@@ -1,6 +1,6 @@
 """Where an image's bytes lie inside the uploaded zip, and reading them back from there.
 
-The upload scan (backend.zip_scan) validates every entry once and records its location; the worker then
+The upload scan (backend.upload.scan) validates every entry once and records its location; the worker then
 reads an image straight from upload.zip by that record instead of parsing the zip's central directory
 again, which for a 10,000-entry zip would cost a full parse per chord member. Nothing is extracted to disk.
 """

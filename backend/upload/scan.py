@@ -1,7 +1,7 @@
 """Check every entry of an uploaded zip, treating every byte of it as hostile, and say where its images lie.
 
 Nothing is extracted: the zip stays in the user's folder and the worker reads each image from it by the
-ZipEntry recorded here (backend.zip_entries). Every candidate image is still decompressed once, in full,
+ZipEntry recorded here (backend.upload.entries). Every candidate image is still decompressed once, in full,
 with a running byte count, so that lying sizes, CRC errors and bombs are refused at upload time; its bytes
 are then discarded.
 
@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from backend.names import NameRegistry, Rejected, sanitize_entry_name
-from backend.upload_stream import UploadError
-from backend.zip_directory import check_directory
-from backend.zip_entries import ZipEntry
+from backend.upload.directory import check_directory
+from backend.upload.entries import ZipEntry
+from backend.upload.errors import UploadError
+from backend.upload.names import NameRegistry, Rejected, sanitize_entry_name
 
 IMAGE_KINDS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
 _SIGNATURES = {

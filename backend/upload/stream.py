@@ -15,6 +15,8 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
+from backend.upload.errors import UploadError
+
 if TYPE_CHECKING:  # a typing-only name in python-multipart
     from python_multipart.multipart import MultipartCallbacks
 
@@ -22,15 +24,6 @@ if TYPE_CHECKING:  # a typing-only name in python-multipart
 FORM_OVERHEAD_BYTES = 1 << 20
 # Buffered part data is handed to a worker thread in batches of about this size, keeping the loop free.
 FLUSH_BYTES = 1 << 20
-
-
-class UploadError(Exception):
-    """A client-side upload problem; `status_code` and `detail` become the 4xx JSON response."""
-
-    def __init__(self, status_code: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status_code = status_code
-        self.detail = detail
 
 
 def upload_error_response(error: UploadError) -> JSONResponse:

@@ -12,11 +12,11 @@ import time
 
 from pydantic import BaseModel
 
-from backend import job_index, jobs, metrics, storage
 from backend.core.config import settings
 from backend.core.logging import job_event
+from backend.worker.context import WorkerContext
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("backend.cleanup")  # the module's name before it moved, for log filters
 
 ORPHAN_AGE_SECONDS = 3600
 
@@ -27,59 +27,61 @@ class SweepResult(BaseModel):
     orphans: list[str] = []
 
 
-def expire_user(r: jobs.Redis, user_hash: str, now: float) -> bool:
+def expire_user(ctx: WorkerContext, user_hash: str, now: float) -> bool:
     """Delete results/<user_hash> if its expiry has passed (or it has no job); True if it was due.
 
     Idempotent: a folder already gone and a job already expired are fine, so a timer and the sweep may race.
     """
-    job_id = jobs.job_for_user(r, user_hash)
-    job = jobs.get_job(r, job_id) if job_id else None
+    store = ctx.store
+    job_id = store.job_for_user(user_hash)
+    job = store.get_job(job_id) if job_id else None
     if job is not None and (job.expires_at is None or job.expires_at > now):
         return False
-    deleted = storage.delete_user_dir(settings.RESULTS_DIR, user_hash)
+    deleted = ctx.results.delete_user(user_hash)
     if job is None:
-        r.zrem(jobs.EXPIRY_INDEX, user_hash)
+        store.forget_expiry(user_hash)
         if deleted:
-            metrics.count_deletion(r, "orphan")
+            ctx.metrics.count_deletion("orphan")
         return True
-    if jobs.mark_expired(r, job.job_id, user_hash, record_ttl=settings.JOB_RECORD_TTL_SECONDS):
+    if store.mark_expired(job.job_id, user_hash):
         job_event("expired", job.job_id, user_hash=user_hash)
     if deleted:
-        metrics.count_deletion(r, "expired")
+        ctx.metrics.count_deletion("expired")
         job_event("deleted", job.job_id, user_hash=user_hash)
     return True
 
 
-def sweep(r: jobs.Redis, now: float | None = None) -> SweepResult:
+def sweep(ctx: WorkerContext, now: float | None = None) -> SweepResult:
     """One housekeeping pass; returns what it did (overdue jobs are for the caller to re-drive)."""
     now = time.time() if now is None else now
+    store = ctx.store
     result = SweepResult()
-    if not jobs.acquire_lock(r, "sweep", ttl=max(60, int(settings.SWEEP_INTERVAL_SECONDS * 4))):
+    if not store.acquire_lock("sweep", ttl=max(60, int(settings.SWEEP_INTERVAL_SECONDS * 4))):
         return result  # another worker is sweeping
     try:
-        result.expired = [uh for uh in jobs.due_for_expiry(r, now) if expire_user(r, uh, now)]
-        result.overdue_jobs = jobs.overdue_jobs(r, now)
+        result.expired = [uh for uh in store.due_for_expiry(now) if expire_user(ctx, uh, now)]
+        result.overdue_jobs = store.overdue_jobs(now)
         for job_id in result.overdue_jobs:
             # Re-drive at most once a minute: finalize takes a lock and may take a while on a big job.
-            jobs.postpone_deadline(r, job_id, now + max(60.0, 2 * settings.SWEEP_INTERVAL_SECONDS))
+            store.postpone_deadline(job_id, now + max(60.0, 2 * settings.SWEEP_INTERVAL_SECONDS))
             job_event("deadline_passed", job_id)
-        result.orphans = _sweep_folders(r, now)
-        job_index.prune(r, older_than=now - settings.JOB_RECORD_TTL_SECONDS)
+        result.orphans = _sweep_folders(ctx, now)
+        store.index.prune(older_than=now - store.record_ttl)
     finally:
-        jobs.release_lock(r, "sweep")
+        store.release_lock("sweep")
     return result
 
 
-def _sweep_folders(r: jobs.Redis, now: float) -> list[str]:
+def _sweep_folders(ctx: WorkerContext, now: float) -> list[str]:
     """Remove user folders past their job's expiry, and those with no job record older than an hour."""
     removed = []
-    for user_hash, mtime in storage.user_dirs(settings.RESULTS_DIR):
-        job_id = jobs.job_for_user(r, user_hash)
+    for user_hash, mtime in ctx.results.users():
+        job_id = ctx.store.job_for_user(user_hash)
         if job_id is None:
-            if now - mtime > ORPHAN_AGE_SECONDS and storage.delete_user_dir(settings.RESULTS_DIR, user_hash):
+            if now - mtime > ORPHAN_AGE_SECONDS and ctx.results.delete_user(user_hash):
                 log.info("deleted orphan folder %s (no job record)", user_hash)
-                metrics.count_deletion(r, "orphan")
+                ctx.metrics.count_deletion("orphan")
                 removed.append(user_hash)
-        elif expire_user(r, user_hash, now):
+        elif expire_user(ctx, user_hash, now):
             removed.append(user_hash)
     return removed

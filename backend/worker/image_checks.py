@@ -14,7 +14,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from ml.outputs import OIL
+from common.wire import OIL
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _IHDR = struct.Struct(">I4sIIBBBBBI")  # length, type, width, height, depth, colour, 3 methods, CRC

@@ -4,7 +4,7 @@ A POST /segment/batch of 16 tiles moves a 1 MB request and a 1.1 MB answer. Thro
 (httpcore and h11, pure Python) that cost the worker 3.6-5.3 ms of CPU; through this one, which hands the
 bytes to urllib3 and the standard library's http.client, 1.8-2.2 ms (measured: docs/benchmarks.md). The
 client keeps httpx's API, and its tests their MockTransport; urllib3's errors are raised as the httpx errors
-they correspond to, so the retry policy in ml_client is unchanged.
+they correspond to, so the retry policy in backend.worker.ml_client is unchanged.
 """
 
 from __future__ import annotations

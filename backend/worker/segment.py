@@ -1,8 +1,8 @@
-"""What a chord member does, as plain functions of (redis, ids): segment a batch of a job's images.
+"""What a chord member does, as plain functions of (context, ids): segment a batch of a job's images.
 
 Idempotent, because with acks_late a message can be delivered again after a worker dies: an image whose
-result is recorded and whose part (backend.parts) is on disk is not segmented again, and the done/failed
-sets count each name once.
+result is recorded and whose part (backend.storage.parts) is on disk is not segmented again, and the
+done/failed sets count each name once.
 """
 
 from __future__ import annotations
@@ -12,24 +12,27 @@ import time
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
-from backend import imaging, job_images, jobs, metrics, ml_client, parts
 from backend.core.config import MB, settings
 from backend.core.logging import job_event
-from backend.schemas import ImageResult, JobState
-from backend.storage import UserDir, user_dir
-from backend.zip_entries import ZipEntry, read_entry
+from backend.jobs.models import ImageResult, Job, JobState
+from backend.storage import parts
+from backend.storage.layout import UserDir
+from backend.upload.entries import ZipEntry, read_entry
+from backend.worker import image_checks
+from backend.worker.context import WorkerContext
+from backend.worker.ml_client import MLClient, MLServiceError, Segmentation
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("backend.pipeline")  # the module's name before it moved, for log filters
 
 Input = tuple[bytes, tuple[int, int]]  # an uploaded image's bytes and its (width, height)
 
 
-def process_image(r: jobs.Redis, job_id: str, name: str) -> dict[str, object]:
+def process_image(ctx: WorkerContext, job_id: str, name: str) -> dict[str, object]:
     """One image of a job (see process_images)."""
-    return process_images(r, job_id, [name])[0]
+    return process_images(ctx, job_id, [name])[0]
 
 
-def process_images(r: jobs.Redis, job_id: str, names: list[str]) -> list[dict[str, object]]:
+def process_images(ctx: WorkerContext, job_id: str, names: list[str]) -> list[dict[str, object]]:
     """Segment a chord member's images and record the outcomes; never raises for a bad image or dead service.
 
     Returns one small dict per name (chord results travel in one message): name, status, error.
@@ -37,17 +40,17 @@ def process_images(r: jobs.Redis, job_id: str, names: list[str]) -> list[dict[st
     worker died on it) goes one image at a time, each counted just before it is tried, so an image that
     kills the worker is given up after MAX_DELIVERIES without taking its batch-mates with it.
     """
-    job = jobs.get_job(r, job_id)
+    store = ctx.store
+    job = store.get_job(job_id)
     if job is None or not job.active:
         return [_skipped(name, "job is no longer active") for name in names]
-    if job.state == JobState.QUEUED and jobs.mark_started(r, job_id):
+    if job.state == JobState.QUEUED and store.mark_started(job_id):
         job_event("started", job_id, images=job.total)
-    outputs, entries = job_images.batch_inputs(r, job_id, names)
-    folder = user_dir(settings.RESULTS_DIR, job.user_hash)
-    batch = Batch(r, job, folder, outputs, entries)
+    outputs, entries = store.images.batch_inputs(job_id, names)
+    batch = Batch(ctx, job, ctx.results.user(job.user_hash), outputs, entries)
     try:
         todo = batch.reuse_existing()
-        started_before = job_images.deliveries(r, job_id, todo)
+        started_before = store.images.deliveries(job_id, todo)
         if any(started_before.values()):
             for name in todo:
                 batch.run([name])
@@ -70,9 +73,10 @@ class Batch:
     """The images of one chord member: what is done, what the ML service said, and recording it."""
 
     def __init__(
-        self, r: jobs.Redis, job: jobs.Job, folder: UserDir, outputs: dict[str, str], entries: dict[str, str]
+        self, ctx: WorkerContext, job: Job, folder: UserDir, outputs: dict[str, str], entries: dict[str, str]
     ) -> None:
-        self.r, self.job, self.folder, self.outputs = r, job, folder, outputs
+        self.ctx, self.job, self.folder, self.outputs = ctx, job, folder, outputs
+        self.images = ctx.store.images
         self.entries = entries  # name -> where its bytes lie in upload.zip (ZipEntry record)
         self.results: dict[str, ImageResult] = {}
         self.parts: dict[str, str] = {}  # output name -> part id, for the ok images
@@ -81,9 +85,9 @@ class Batch:
 
     def reuse_existing(self) -> list[str]:
         """Keep what an earlier delivery finished (recorded ok, its part on disk); the names still to do."""
-        recorded = job_images.recorded(self.r, self.job.job_id, list(self.outputs))
+        recorded = self.images.recorded(self.job.job_id, list(self.outputs))
         ok = [self.outputs[name] for name, res in recorded.items() if res.status == "ok"]
-        stored = job_images.parts(self.r, self.job.job_id, ok) if ok else {}
+        stored = self.images.parts(self.job.job_id, ok) if ok else {}
         todo = []
         for name, output in self.outputs.items():
             part = stored.get(output)
@@ -95,9 +99,7 @@ class Batch:
 
     def run(self, names: list[str]) -> None:
         """Count a delivery of `names`, then segment those under the limit in one ML request."""
-        counts = job_images.count_deliveries(
-            self.r, self.job.job_id, names, ttl=settings.JOB_RECORD_TTL_SECONDS
-        )
+        counts = self.images.count_deliveries(self.job.job_id, names)
         readable = []
         for name in names:
             if counts[name] > settings.MAX_DELIVERIES:
@@ -136,26 +138,25 @@ class Batch:
         started = time.perf_counter()
         names = list(inputs)
         files = [(PurePosixPath(name).name, data) for name, (data, _) in inputs.items()]
+        ml = self.ctx.ml
         try:
             if len(files) == 1:
-                outcomes: list[ml_client.Segmentation | ml_client.MLServiceError] = [
-                    ml_client.segment(files[0][1], files[0][0])
-                ]
+                outcomes: list[Segmentation | MLServiceError] = [ml.segment(files[0][1], files[0][0])]
             else:
-                outcomes = ml_client.segment_batch(files)
-        except ml_client.MLServiceError as exc:
+                outcomes = ml.segment_batch(files)
+        except MLServiceError as exc:
             if exc.status_code is None or len(files) == 1:
                 outcomes = [exc] * len(files)
             else:  # the request as a whole was refused (e.g. over the service's limits): one by one
                 log.warning(
                     "job %s: batch of %d refused (%s); sending one by one", self.job.job_id, len(files), exc
                 )
-                outcomes = [_segment_alone(data, filename) for filename, data in files]
+                outcomes = [_segment_alone(ml, data, filename) for filename, data in files]
         share = (time.perf_counter() - started) / len(files)
         checked: dict[str, tuple[ImageResult, parts.Outputs]] = {}
         for name, outcome in zip(names, outcomes, strict=True):
             output = self.outputs[name]
-            if isinstance(outcome, ml_client.MLServiceError):
+            if isinstance(outcome, MLServiceError):
                 self.results[name] = failed_result(name, output, outcome.detail)
                 continue
             try:
@@ -183,17 +184,15 @@ class Batch:
     def record(self) -> None:
         """All outcomes in one Redis transaction, the metrics in one more, one log line per image."""
         results = [self.results[name] for name in self.outputs if name in self.results]
-        job_images.record_results(
-            self.r,
+        self.images.record_results(
             self.job.job_id,
             results,
             model_version=self.version,
             user_hash=self.job.user_hash,
-            ttl=settings.JOB_RECORD_TTL_SECONDS,
             parts=self.parts,
         )
         ok = sum(res.status == "ok" for res in results)
-        metrics.record_images(self.r, {"ok": ok, "failed": len(results) - ok}, self.seconds)
+        self.ctx.metrics.record_images({"ok": ok, "failed": len(results) - ok}, self.seconds)
         for res in results:
             if res.status == "ok":
                 job_event(
@@ -226,10 +225,10 @@ def split_by_pixels(inputs: dict[str, Input], budget: int) -> list[dict[str, Inp
     return groups
 
 
-def _segment_alone(data: bytes, filename: str) -> ml_client.Segmentation | ml_client.MLServiceError:
+def _segment_alone(ml: MLClient, data: bytes, filename: str) -> Segmentation | MLServiceError:
     try:
-        return ml_client.segment(data, filename)
-    except ml_client.MLServiceError as exc:
+        return ml.segment(data, filename)
+    except MLServiceError as exc:
         return exc
 
 
@@ -246,7 +245,7 @@ def _read_input(archive: BinaryIO, record: str | None) -> Input:
     except ValueError as exc:
         raise ValueError(f"cannot read image from the uploaded zip: {exc}") from exc
     try:
-        size = imaging.image_size(data)
+        size = image_checks.image_size(data)
     except ValueError as exc:
         raise ValueError(f"cannot read image: {exc}") from exc
     if size[0] * size[1] > settings.MAX_IMAGE_PIXELS:
@@ -257,11 +256,11 @@ def _read_input(archive: BinaryIO, record: str | None) -> Input:
 
 
 def _check(
-    name: str, output: str, size: tuple[int, int], segmentation: ml_client.Segmentation
+    name: str, output: str, size: tuple[int, int], segmentation: Segmentation
 ) -> tuple[ImageResult, parts.Outputs]:
     """The service's PNGs checked against the input's size: the image's result and the files to store."""
-    oil = imaging.check_mask(segmentation.mask_png, size, segmentation.oil_pixels)
-    imaging.check_png(segmentation.overlay_png, size, "P", "overlay")
+    oil = image_checks.check_mask(segmentation.mask_png, size, segmentation.oil_pixels)
+    image_checks.check_png(segmentation.overlay_png, size, "P", "overlay")
     result = _ok(name, output, (size[1], size[0]), oil)
     return result, parts.Outputs(output, segmentation.mask_png, segmentation.overlay_png)
 

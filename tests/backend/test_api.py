@@ -1,7 +1,7 @@
 """API behaviour that needs no worker: token checks, state -> status code mapping, upload refusals.
 
 In-process TestClient against the session's real redis-server; jobs are put in the states under test
-directly through backend.jobs. The full upload -> download path is in tests/e2e.
+directly through the job store. The full upload -> download path is in tests/e2e.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from backend import jobs, storage
+from backend.api.main import app
 from backend.core.config import settings
-from backend.main import app
-from backend.schemas import JobState
+from backend.jobs.keys import PREFIX
+from backend.jobs.models import JobState
+from backend.jobs.store import JobStore, connect
+from backend.storage.layout import ResultsDir, new_token
 
 TTL = 3600
 BAD_TOKENS = ["abc", "0" * 31, "A" * 32, "..", "%2e%2e%2fetc", "0" * 32 + "x"]
@@ -42,22 +44,22 @@ def client(redis_url: str, results_root: Path) -> Iterator[TestClient]:
 
 
 def make_job(
-    r: redis.Redis, state: JobState, *, archive: bool = False, expires_in: float = 100.0
+    store: JobStore, state: JobState, *, archive: bool = False, expires_in: float = 100.0
 ) -> tuple[str, str]:
-    job_id, user_hash = storage.new_token(), storage.new_token()
-    jobs.create_job(r, job_id, user_hash, {"x.png": "x.png", "y.png": "y.png"}, {}, deadline_s=60, ttl=TTL)
+    job_id, user_hash = new_token(), new_token()
+    store.create_job(job_id, user_hash, {"x.png": "x.png", "y.png": "y.png"}, {})
     if state in (JobState.COMPLETED, JobState.FAILED, JobState.EXPIRED):
-        jobs.transition(r, job_id, JobState.ARCHIVING, [JobState.QUEUED])
+        store.transition(job_id, JobState.ARCHIVING, [JobState.QUEUED])
         now = time.time()
         final = JobState.FAILED if state == JobState.FAILED else JobState.COMPLETED
-        jobs.finish(r, job_id, user_hash, final, now=now, archive_ttl=1, record_ttl=TTL)
-        r.hset(f"{jobs.PREFIX}job:{job_id}", "expires_at", now + expires_in)
+        store.finish(job_id, user_hash, final, now=now)
+        store.client.hset(f"{PREFIX}job:{job_id}", "expires_at", now + expires_in)
         if state == JobState.EXPIRED:
-            jobs.mark_expired(r, job_id, user_hash, record_ttl=TTL)
+            store.mark_expired(job_id, user_hash)
     elif state != JobState.QUEUED:
-        jobs.transition(r, job_id, state, [JobState.QUEUED])
+        store.transition(job_id, state, [JobState.QUEUED])
     if archive:
-        folder = storage.user_dir(settings.RESULTS_DIR, user_hash)
+        folder = ResultsDir(settings.RESULTS_DIR).user(user_hash)
         folder.root.mkdir(parents=True)
         folder.archive.write_bytes(b"PK archive bytes")
     return job_id, user_hash
@@ -65,8 +67,15 @@ def make_job(
 
 @pytest.fixture
 def r(client: TestClient) -> redis.Redis:
-    store: redis.Redis = client.app.state.redis  # type: ignore[attr-defined]
-    return store
+    """The API's own Redis client."""
+    live: redis.Redis = app.state.redis
+    return live
+
+
+@pytest.fixture
+def store(r: redis.Redis) -> JobStore:
+    """Jobs as the API's store keeps them, with archives that expire after a second."""
+    return JobStore(r, record_ttl=TTL, deadline_s=60, archive_ttl=1)
 
 
 @pytest.mark.parametrize("token", BAD_TOKENS)
@@ -81,7 +90,7 @@ def test_malformed_tokens_are_404_without_touching_the_disk(
 
 
 def test_unknown_tokens_are_404(client: TestClient, results_root: Path) -> None:
-    token = storage.new_token()
+    token = new_token()
     for path in (f"/api/status/{token}", f"/api/download/{token}", f"/api/archive_time_left/{token}"):
         response = client.get(path)
         assert response.status_code == 404
@@ -91,9 +100,9 @@ def test_unknown_tokens_are_404(client: TestClient, results_root: Path) -> None:
 
 @pytest.mark.parametrize("state", [JobState.QUEUED, JobState.PROCESSING, JobState.ARCHIVING])
 def test_unfinished_jobs_answer_409_with_their_state(
-    client: TestClient, r: redis.Redis, state: JobState
+    client: TestClient, store: JobStore, state: JobState
 ) -> None:
-    job_id, user_hash = make_job(r, state)
+    job_id, user_hash = make_job(store, state)
     for path in (f"/api/download/{user_hash}", f"/api/archive_time_left/{user_hash}"):
         response = client.get(path)
         assert response.status_code == 409
@@ -106,9 +115,9 @@ def test_unfinished_jobs_answer_409_with_their_state(
 
 
 def test_completed_job_serves_its_archive_without_touching_the_expiry(
-    client: TestClient, r: redis.Redis
+    client: TestClient, store: JobStore
 ) -> None:
-    job_id, user_hash = make_job(r, JobState.COMPLETED, archive=True)
+    job_id, user_hash = make_job(store, JobState.COMPLETED, archive=True)
     before = client.get(f"/api/archive_time_left/{user_hash}").json()
     assert 0 < before["seconds_left"] <= 100
     for _ in range(2):
@@ -123,10 +132,10 @@ def test_completed_job_serves_its_archive_without_touching_the_expiry(
     assert status["state"] == "completed" and status["finished_at"] and status["expires_at"]
 
 
-def test_expired_jobs_answer_410(client: TestClient, r: redis.Redis) -> None:
-    _, gone = make_job(r, JobState.EXPIRED)
-    _, overdue = make_job(r, JobState.COMPLETED, archive=True, expires_in=-1)  # sweeper not there yet
-    _, lost = make_job(r, JobState.COMPLETED)  # archive file missing
+def test_expired_jobs_answer_410(client: TestClient, store: JobStore) -> None:
+    _, gone = make_job(store, JobState.EXPIRED)
+    _, overdue = make_job(store, JobState.COMPLETED, archive=True, expires_in=-1)  # sweeper not there yet
+    _, lost = make_job(store, JobState.COMPLETED)  # archive file missing
     for user_hash in (gone, overdue, lost):
         response = client.get(f"/api/download/{user_hash}")
         assert response.status_code == 410, user_hash
@@ -135,8 +144,8 @@ def test_expired_jobs_answer_410(client: TestClient, r: redis.Redis) -> None:
     assert client.get(f"/api/archive_time_left/{overdue}").status_code == 410
 
 
-def test_failed_job_answers_409_and_lists_errors(client: TestClient, r: redis.Redis) -> None:
-    _, user_hash = make_job(r, JobState.FAILED)
+def test_failed_job_answers_409_and_lists_errors(client: TestClient, store: JobStore) -> None:
+    _, user_hash = make_job(store, JobState.FAILED)
     response = client.get(f"/api/download/{user_hash}")
     assert response.status_code == 409 and "failed" in response.json()["detail"]
 
@@ -186,12 +195,12 @@ def test_low_disk_is_507(client: TestClient, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_redis_down_is_503(client: TestClient, free_port: Callable[[], int]) -> None:
-    state = client.app.state  # type: ignore[attr-defined]
-    live, state.redis = state.redis, jobs.connect(f"redis://127.0.0.1:{free_port()}/0")
+    state = app.state
+    live, state.redis = state.redis, connect(f"redis://127.0.0.1:{free_port()}/0")
     try:
         responses = [
             client.post("/api/upload", files={"file": ("a.zip", b"PK")}),
-            client.get(f"/api/status/{storage.new_token()}"),
+            client.get(f"/api/status/{new_token()}"),
         ]
     finally:
         state.redis = live
@@ -215,13 +224,13 @@ def test_openapi_documents_the_multipart_body_and_errors(client: TestClient) -> 
         assert operation["summary"] and "404" in operation["responses"]
 
 
-def test_status_wait_answers_as_soon_as_the_job_ends(client: TestClient, r: redis.Redis) -> None:
-    job_id, user_hash = make_job(r, JobState.PROCESSING)
+def test_status_wait_answers_as_soon_as_the_job_ends(client: TestClient, store: JobStore) -> None:
+    job_id, user_hash = make_job(store, JobState.PROCESSING)
 
     def finish_later() -> None:
         time.sleep(0.3)
-        jobs.transition(r, job_id, JobState.ARCHIVING, [JobState.PROCESSING])
-        jobs.finish(r, job_id, user_hash, JobState.COMPLETED, now=time.time(), archive_ttl=60, record_ttl=TTL)
+        store.transition(job_id, JobState.ARCHIVING, [JobState.PROCESSING])
+        store.finish(job_id, user_hash, JobState.COMPLETED, now=time.time())
 
     finisher = threading.Thread(target=finish_later)
     started = time.monotonic()
@@ -235,18 +244,18 @@ def test_status_wait_answers_as_soon_as_the_job_ends(client: TestClient, r: redi
 
 
 def test_status_wait_gives_the_progress_after_the_wait_while_the_job_runs(
-    client: TestClient, r: redis.Redis
+    client: TestClient, store: JobStore
 ) -> None:
-    job_id, _ = make_job(r, JobState.PROCESSING)
+    job_id, _ = make_job(store, JobState.PROCESSING)
     started = time.monotonic()
     response = client.get(f"/api/status/{job_id}", params={"wait": 0.3})
     assert 0.25 < time.monotonic() - started < 5
     assert response.json()["state"] == "processing"
-    done_id, _ = make_job(r, JobState.COMPLETED)
+    done_id, _ = make_job(store, JobState.COMPLETED)
     started = time.monotonic()
     assert client.get(f"/api/status/{done_id}", params={"wait": 20}).json()["state"] == "completed"
     assert time.monotonic() - started < 5  # already ended: no wait
-    assert client.get(f"/api/status/{storage.new_token()}", params={"wait": 20}).status_code == 404
+    assert client.get(f"/api/status/{new_token()}", params={"wait": 20}).status_code == 404
     too_long = client.get(f"/api/status/{job_id}", params={"wait": 61})
     assert too_long.status_code == 422
     assert "wait" in too_long.json()["detail"]

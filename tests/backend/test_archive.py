@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from backend import parts, report, storage
-from backend.schemas import ImageResult, Report
+from backend.jobs.models import ImageResult
+from backend.storage import archive, parts
+from backend.storage.archive import Report
+from backend.storage.layout import ResultsDir, UserDir, new_token
 
 
 def png(image: Image.Image) -> bytes:
@@ -20,7 +22,7 @@ def png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def make_report(folder: storage.UserDir) -> tuple[Report, dict[str, str]]:
+def make_report(folder: UserDir) -> tuple[Report, dict[str, str]]:
     """A report of two ok images (stored in two parts) and a failed one; output -> part of the ok ones."""
     images = [
         ImageResult(
@@ -55,9 +57,9 @@ def make_report(folder: storage.UserDir) -> tuple[Report, dict[str, str]]:
 
 
 def test_archive_holds_masks_overlays_and_reports(tmp_path: Path) -> None:
-    folder = storage.user_dir(tmp_path, storage.new_token())
+    folder = ResultsDir(tmp_path).user(new_token())
     rep, located = make_report(folder)
-    path = report.write_archive(folder, rep, located)
+    path = archive.write_archive(folder, rep, located)
     assert path == folder.archive
     assert sorted(p.name for p in folder.root.iterdir()) == ["archive.zip", "parts"]  # no temp left
     with zipfile.ZipFile(path) as zf:
@@ -89,9 +91,9 @@ def test_archive_holds_masks_overlays_and_reports(tmp_path: Path) -> None:
 
 
 def test_rewriting_the_archive_replaces_it_whole(tmp_path: Path) -> None:
-    folder = storage.user_dir(tmp_path, storage.new_token())
+    folder = ResultsDir(tmp_path).user(new_token())
     rep, located = make_report(folder)
-    report.write_archive(folder, rep, located)
+    archive.write_archive(folder, rep, located)
     first = folder.archive.read_bytes()
-    report.write_archive(folder, rep, located)
+    archive.write_archive(folder, rep, located)
     assert folder.archive.read_bytes() == first

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from backend import cli
-from backend.cli_progress import Progress
+from backend.cli import main as cli
+from backend.cli.progress import Progress
 
 
 def test_cli_reports_an_unreachable_api(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.tasks import plan_batches
+from backend.worker.launch import plan_batches
 
 
 def test_plan_batches_groups_tiles_sends_scenes_alone_and_splits_small_jobs() -> None:

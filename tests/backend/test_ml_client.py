@@ -3,48 +3,38 @@
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable
+import time
 
 import httpx
 import pytest
 
-from backend import ml_client
-from backend.core.config import settings
+from backend.worker import ml_client
+from backend.worker.ml_client import MLClient, MLServiceError, Segmentation
 from ml.outputs import bundle, bundle_batch
 
 Reply = httpx.Response | Exception
 BUNDLE = bundle(b"PNG", b"OVERLAY")  # what /segment?overlay=true answers: mask and overlay in one zip
-Serve = Callable[[list[Reply]], list[httpx.Request]]
 
 
-@pytest.fixture
-def serve(monkeypatch: pytest.MonkeyPatch) -> Serve:
-    """serve(replies): the process's client answers with `replies` in order; returns the requests it gets."""
-    monkeypatch.setattr(settings, "ML_RETRIES", 3)
-    monkeypatch.setattr(settings, "ML_RETRY_BACKOFF_SECONDS", 0.001)
-    monkeypatch.setattr(ml_client, "_gave_up_at", None)  # no earlier test's outage
+def serve(replies: list[Reply], *, backoff: float = 0.001) -> tuple[MLClient, list[httpx.Request]]:
+    """A client of a service that answers with `replies` in order (3 retries); and the requests it gets."""
+    seen: list[httpx.Request] = []
 
-    def install(replies: list[Reply]) -> list[httpx.Request]:
-        seen: list[httpx.Request] = []
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        reply = replies.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
 
-        def handler(request: httpx.Request) -> httpx.Response:
-            seen.append(request)
-            reply = replies.pop(0)
-            if isinstance(reply, Exception):
-                raise reply
-            return reply
-
-        client = httpx.Client(base_url="http://ml", transport=httpx.MockTransport(handler))
-        monkeypatch.setattr(ml_client, "_client", client)
-        monkeypatch.setattr(ml_client, "_client_pid", os.getpid())
-        return seen
-
-    return install
+    client = MLClient(
+        "http://ml", timeout=5.0, retries=3, backoff=backoff, transport=httpx.MockTransport(handler)
+    )
+    return client, seen
 
 
-def test_success_parses_headers_and_sends_multipart(serve: Serve) -> None:
-    seen = serve(
+def test_success_parses_headers_and_sends_multipart() -> None:
+    ml, seen = serve(
         [
             httpx.Response(
                 200,
@@ -53,7 +43,7 @@ def test_success_parses_headers_and_sends_multipart(serve: Serve) -> None:
             )
         ]
     )
-    result = ml_client.segment(b"image-bytes", "x.tif")
+    result = ml.segment(b"image-bytes", "x.tif")
     assert (result.mask_png, result.overlay_png) == (b"PNG", b"OVERLAY")
     assert (result.oil_fraction, result.oil_pixels, result.model_version) == (0.25, 16, "m-3")
     (request,) = seen
@@ -63,8 +53,8 @@ def test_success_parses_headers_and_sends_multipart(serve: Serve) -> None:
     assert b'name="file"; filename="x.tif"' in body and b"image-bytes" in body
 
 
-def test_transient_failures_are_retried(serve: Serve) -> None:
-    seen = serve(
+def test_transient_failures_are_retried() -> None:
+    ml, seen = serve(
         [
             httpx.ConnectError("refused"),
             httpx.ReadTimeout("slow"),
@@ -72,77 +62,74 @@ def test_transient_failures_are_retried(serve: Serve) -> None:
             httpx.Response(200, content=BUNDLE, headers={"X-Oil-Fraction": "0"}),
         ]
     )
-    assert ml_client.segment(b"x", "x.png").mask_png == b"PNG"
+    assert ml.segment(b"x", "x.png").mask_png == b"PNG"
     assert len(seen) == 4
 
 
-def test_gives_up_after_the_retries(serve: Serve) -> None:
-    seen = serve([httpx.Response(500, text="boom") for _ in range(4)])
-    with pytest.raises(ml_client.MLServiceError, match=r"error 500: boom \(gave up after 4 attempts\)"):
-        ml_client.segment(b"x", "x.png")
+def test_gives_up_after_the_retries() -> None:
+    ml, seen = serve([httpx.Response(500, text="boom") for _ in range(4)])
+    with pytest.raises(MLServiceError, match=r"error 500: boom \(gave up after 4 attempts\)"):
+        ml.segment(b"x", "x.png")
     assert len(seen) == 4
 
 
-def test_client_errors_are_not_retried(serve: Serve) -> None:
-    seen = serve([httpx.Response(413, json={"detail": "image has too many pixels"})])
-    with pytest.raises(
-        ml_client.MLServiceError, match="rejected the image: image has too many pixels"
-    ) as err:
-        ml_client.segment(b"x", "x.png")
+def test_client_errors_are_not_retried() -> None:
+    ml, seen = serve([httpx.Response(413, json={"detail": "image has too many pixels"})])
+    with pytest.raises(MLServiceError, match="rejected the image: image has too many pixels") as err:
+        ml.segment(b"x", "x.png")
     assert err.value.status_code == 413
     assert len(seen) == 1
 
 
 def test_a_new_process_gets_its_own_client(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ml_client, "_client", None)
-    first = ml_client.get_client()
-    assert ml_client.get_client() is first
-    monkeypatch.setattr(ml_client, "_client_pid", -1)  # as seen from a forked pool child
-    assert ml_client.get_client() is not first
+    ml = MLClient("http://127.0.0.1:9", timeout=1.0, retries=0, backoff=0.0)
+    first = ml.http
+    assert ml.http is first
+    monkeypatch.setattr(ml, "_client_pid", -1)  # as seen from a forked pool child
+    assert ml.http is not first
 
 
 def test_after_giving_up_later_calls_fail_fast_until_the_service_answers(
-    serve: Serve, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    seen = serve([httpx.ConnectError("refused")] * 4 + [httpx.ConnectError("refused")] + [ok_reply()] * 2)
-    monkeypatch.setattr(settings, "ML_RETRY_BACKOFF_SECONDS", 10.0)  # window 70 s; the breaker must skip it
+    replies: list[Reply] = [httpx.ConnectError("refused")] * 5 + [ok_reply()] * 2
+    ml, seen = serve(replies, backoff=10.0)  # window 70 s; the breaker must skip it
     monkeypatch.setattr(ml_client.time, "sleep", lambda _: None)
-    with pytest.raises(ml_client.MLServiceError, match=r"gave up after 4 attempts"):
-        ml_client.segment(b"x", "x.png")
-    with pytest.raises(ml_client.MLServiceError, match=r"1 attempt: the service was already failing"):
-        ml_client.segment(b"x", "x.png")
+    with pytest.raises(MLServiceError, match=r"gave up after 4 attempts"):
+        ml.segment(b"x", "x.png")
+    with pytest.raises(MLServiceError, match=r"1 attempt: the service was already failing"):
+        ml.segment(b"x", "x.png")
     assert len(seen) == 5
-    assert ml_client.segment(b"x", "x.png").mask_png == b"PNG"  # one attempt, and it worked: breaker reset
-    assert ml_client.segment(b"x", "x.png").mask_png == b"PNG"
-    assert ml_client._gave_up_at is None and len(seen) == 7
+    assert ml.segment(b"x", "x.png").mask_png == b"PNG"  # one attempt, and it worked: breaker reset
+    assert ml.segment(b"x", "x.png").mask_png == b"PNG"
+    assert not ml.service_down() and len(seen) == 7
 
 
 def test_breaker_rearms_full_retries_after_a_quiet_window(
-    serve: Serve, monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    seen = serve([httpx.ConnectError("refused")] * 4 + [httpx.ConnectError("refused"), ok_reply()])
-    with pytest.raises(ml_client.MLServiceError, match=r"gave up after 4 attempts"):
-        ml_client.segment(b"x", "x.png")
+    ml, seen = serve([httpx.ConnectError("refused")] * 4 + [httpx.ConnectError("refused"), ok_reply()])
+    with pytest.raises(MLServiceError, match=r"gave up after 4 attempts"):
+        ml.segment(b"x", "x.png")
     # Last failure longer ago than the retry window: the service may be restarting, wait for it again.
-    monkeypatch.setattr(ml_client, "_gave_up_at", ml_client.time.monotonic() - ml_client.retry_window() - 1)
-    assert ml_client.segment(b"x", "x.png").mask_png == b"PNG"
+    monkeypatch.setattr(ml, "_gave_up_at", time.monotonic() - ml.retry_window() - 1)
+    assert ml.segment(b"x", "x.png").mask_png == b"PNG"
     assert len(seen) == 6
 
 
-def test_retry_window_is_the_sum_of_the_backoffs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(settings, "ML_RETRIES", 4)
-    monkeypatch.setattr(settings, "ML_RETRY_BACKOFF_SECONDS", 1.0)
-    assert ml_client.retry_window() == 1 + 2 + 4 + 8
+def test_retry_window_is_the_sum_of_the_backoffs() -> None:
+    ml = MLClient("http://ml", timeout=1.0, retries=4, backoff=1.0)
+    assert ml.retry_window() == 1 + 2 + 4 + 8
 
 
 def ok_reply() -> httpx.Response:
     return httpx.Response(200, content=BUNDLE, headers={"X-Oil-Fraction": "0"})
 
 
-def test_an_answer_that_is_not_the_zip_is_an_error_not_a_retry(serve: Serve) -> None:
-    seen = serve([httpx.Response(200, content=b"\x89PNG not a zip")])
-    with pytest.raises(ml_client.MLServiceError, match="unreadable answer"):
-        ml_client.segment(b"x", "x.png")
+def test_an_answer_that_is_not_the_zip_is_an_error_not_a_retry() -> None:
+    ml, seen = serve([httpx.Response(200, content=b"\x89PNG not a zip")])
+    with pytest.raises(MLServiceError, match="unreadable answer"):
+        ml.segment(b"x", "x.png")
     assert len(seen) == 1
 
 
@@ -151,10 +138,10 @@ def batch_answer(items: list[dict[str, object]], files: dict[str, bytes]) -> htt
     return httpx.Response(200, content=bundle_batch(json.dumps(result).encode(), files))
 
 
-def test_batch_sends_every_file_and_maps_each_outcome(serve: Serve) -> None:
+def test_batch_sends_every_file_and_maps_each_outcome() -> None:
     ok = {"status": "ok", "width": 2, "height": 1, "oil_fraction": 0.5, "oil_pixels": 1}
     bad = {"status": "error", "status_code": 400, "detail": "truncated PNG"}
-    seen = serve(
+    ml, seen = serve(
         [
             httpx.ConnectError("refused"),  # retried like a single image
             batch_answer(
@@ -167,8 +154,8 @@ def test_batch_sends_every_file_and_maps_each_outcome(serve: Serve) -> None:
             ),
         ]
     )
-    first, second, third = ml_client.segment_batch([("a.png", b"A"), ("b.png", b"B"), ("c.tif", b"C")])
-    assert isinstance(first, ml_client.Segmentation) and isinstance(third, ml_client.Segmentation)
+    first, second, third = ml.segment_batch([("a.png", b"A"), ("b.png", b"B"), ("c.tif", b"C")])
+    assert isinstance(first, Segmentation) and isinstance(third, Segmentation)
     assert (first.mask_png, first.overlay_png, first.oil_fraction, first.model_version) == (
         b"M0",
         b"O0",
@@ -177,7 +164,7 @@ def test_batch_sends_every_file_and_maps_each_outcome(serve: Serve) -> None:
     )
     assert first.oil_pixels == 1
     assert (third.mask_png, third.overlay_png) == (b"M2", b"O2")
-    assert isinstance(second, ml_client.MLServiceError) and second.status_code == 400
+    assert isinstance(second, MLServiceError) and second.status_code == 400
     assert second.detail == "ML service rejected the image: truncated PNG"
     request = seen[-1]
     assert (request.url.path, request.url.params["overlay"]) == ("/segment/batch", "true")
@@ -185,14 +172,14 @@ def test_batch_sends_every_file_and_maps_each_outcome(serve: Serve) -> None:
     assert body.count(b'name="files"') == 3 and b'filename="c.tif"' in body
 
 
-def test_batch_answer_for_other_images_is_an_error(serve: Serve) -> None:
-    serve([batch_answer([{"index": 0, "filename": "a.png", "status": "error", "detail": "x"}], {})])
-    with pytest.raises(ml_client.MLServiceError, match=r"unreadable answer.*1 results for 2 images"):
-        ml_client.segment_batch([("a.png", b"A"), ("b.png", b"B")])
+def test_batch_answer_for_other_images_is_an_error() -> None:
+    ml, _ = serve([batch_answer([{"index": 0, "filename": "a.png", "status": "error", "detail": "x"}], {})])
+    with pytest.raises(MLServiceError, match=r"unreadable answer.*1 results for 2 images"):
+        ml.segment_batch([("a.png", b"A"), ("b.png", b"B")])
 
 
-def test_batch_refused_as_a_whole_raises_with_its_status(serve: Serve) -> None:
-    serve([httpx.Response(413, json={"detail": "70 files in one batch, over the limit of 64"})])
-    with pytest.raises(ml_client.MLServiceError, match="over the limit") as err:
-        ml_client.segment_batch([("a.png", b"A")])
+def test_batch_refused_as_a_whole_raises_with_its_status() -> None:
+    ml, _ = serve([httpx.Response(413, json={"detail": "70 files in one batch, over the limit of 64"})])
+    with pytest.raises(MLServiceError, match="over the limit") as err:
+        ml.segment_batch([("a.png", b"A")])
     assert err.value.status_code == 413

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from backend.ml_transport import Urllib3Transport
+from backend.worker.ml_transport import Urllib3Transport
 
 
 class Handler(BaseHTTPRequestHandler):

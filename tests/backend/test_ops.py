@@ -18,11 +18,15 @@ import redis
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from backend import job_images, job_index, jobs, metrics, monitor, storage
+from backend.api.main import app
 from backend.core.config import settings
 from backend.core.logging import configure_logging
-from backend.main import app
-from backend.schemas import ImageResult, JobState
+from backend.jobs.keys import ACTIVE_INDEX, CREATED_INDEX, PREFIX
+from backend.jobs.models import ImageResult, JobState
+from backend.jobs.store import JobStore, connect
+from backend.ops import monitor
+from backend.ops.metrics import METRICS_KEY, Metrics
+from backend.storage.layout import new_token
 
 TTL = 3600
 DEAD_REDIS = "redis://127.0.0.1:{port}/0"
@@ -42,16 +46,22 @@ def client(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 @pytest.fixture
 def r(client: TestClient) -> redis.Redis:
-    store: redis.Redis = client.app.state.redis  # type: ignore[attr-defined]
-    return store
+    """The API's own Redis client."""
+    live: redis.Redis = app.state.redis
+    return live
 
 
-def make_job(r: redis.Redis, state: JobState = JobState.QUEUED, images: int = 2) -> tuple[str, str]:
-    job_id, user_hash = storage.new_token(), storage.new_token()
+@pytest.fixture
+def store(r: redis.Redis) -> JobStore:
+    return JobStore(r, record_ttl=TTL, deadline_s=60, archive_ttl=1)
+
+
+def make_job(store: JobStore, state: JobState = JobState.QUEUED, images: int = 2) -> tuple[str, str]:
+    job_id, user_hash = new_token(), new_token()
     outputs = {f"x{i}.png": f"x{i}.png" for i in range(images)}
-    jobs.create_job(r, job_id, user_hash, outputs, {}, deadline_s=60, ttl=TTL)
+    store.create_job(job_id, user_hash, outputs, {})
     if state != JobState.QUEUED:
-        jobs.transition(r, job_id, state, [JobState.QUEUED], finished_at=time.time())
+        store.transition(job_id, state, [JobState.QUEUED], finished_at=time.time())
     return job_id, user_hash
 
 
@@ -66,11 +76,11 @@ def metric_values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], fl
 # --- /api/tasks ---------------------------------------------------------------------------------------------
 
 
-def test_tasks_newest_first_with_counts_and_without_user_hashes(client: TestClient, r: redis.Redis) -> None:
-    made = [make_job(r, images=n) for n in (1, 2, 3)]
+def test_tasks_newest_first_with_counts_and_without_user_hashes(client: TestClient, store: JobStore) -> None:
+    made = [make_job(store, images=n) for n in (1, 2, 3)]
     job_id, _ = made[1]
     result = ImageResult(name="x0.png", output="x0.png", status="ok")
-    job_images.record_result(r, job_id, result, model_version=None, user_hash=made[1][1], ttl=TTL)
+    store.images.record_result(job_id, result, model_version=None, user_hash=made[1][1])
     response = client.get("/api/tasks", params={"limit": 3})
     assert response.status_code == 200, response.text
     items = response.json()["items"]
@@ -82,15 +92,15 @@ def test_tasks_newest_first_with_counts_and_without_user_hashes(client: TestClie
     assert all("user_hash" not in item for item in items)
 
 
-def test_tasks_pages_and_state_filter(client: TestClient, r: redis.Redis) -> None:
-    archiving = [make_job(r, JobState.ARCHIVING)[0] for _ in range(3)]
-    make_job(r)  # newest, queued: filtered out below
+def test_tasks_pages_and_state_filter(client: TestClient, store: JobStore, r: redis.Redis) -> None:
+    archiving = [make_job(store, JobState.ARCHIVING)[0] for _ in range(3)]
+    make_job(store)  # newest, queued: filtered out below
     first = client.get("/api/tasks", params={"state": "archiving", "limit": 2}).json()
     assert [i["job_id"] for i in first["items"]] == archiving[::-1][:2] and first["next_offset"] == 2
     rest = client.get("/api/tasks", params={"state": "archiving", "limit": 2, "offset": 2}).json()
     assert [i["job_id"] for i in rest["items"]] == archiving[:1] and rest["next_offset"] is None
     everything = client.get("/api/tasks", params={"limit": 200}).json()
-    assert everything["next_offset"] is None and len(everything["items"]) == r.zcard(jobs.CREATED_INDEX)
+    assert everything["next_offset"] is None and len(everything["items"]) == r.zcard(CREATED_INDEX)
     skipped = client.get("/api/tasks", params={"limit": 1, "offset": 1}).json()["items"]
     assert skipped[0]["job_id"] == archiving[-1]
 
@@ -104,20 +114,20 @@ def test_tasks_rejects_bad_parameters(client: TestClient, query: str) -> None:
     assert response.json()["detail"].startswith("Invalid request: query.")
 
 
-def test_expired_records_leave_the_index(client: TestClient, r: redis.Redis) -> None:
-    gone, kept = make_job(r)[0], make_job(r)[0]
-    newest = make_job(r)[0]
-    r.delete(f"{jobs.PREFIX}job:{gone}", f"{jobs.PREFIX}job:{newest}")  # as if their TTL had run out
+def test_expired_records_leave_the_index(client: TestClient, store: JobStore, r: redis.Redis) -> None:
+    gone, kept = make_job(store)[0], make_job(store)[0]
+    newest = make_job(store)[0]
+    r.delete(f"{PREFIX}job:{gone}", f"{PREFIX}job:{newest}")  # as if their TTL had run out
     items = client.get("/api/tasks", params={"limit": 2}).json()["items"]
     assert items[0]["job_id"] == kept and gone not in [i["job_id"] for i in items]
-    assert r.zscore(jobs.CREATED_INDEX, newest) is None  # dropped on the way
-    assert r.zscore(jobs.CREATED_INDEX, gone) is None
+    assert r.zscore(CREATED_INDEX, newest) is None  # dropped on the way
+    assert r.zscore(CREATED_INDEX, gone) is None
     # The sweeper's pass: entries older than the record TTL are dropped once their record is gone.
-    stale = make_job(r)[0]
-    r.delete(f"{jobs.PREFIX}job:{stale}")
-    assert job_index.prune(r, older_than=time.time() - TTL) == 0
-    assert job_index.prune(r, older_than=time.time()) == 1
-    assert r.zscore(jobs.CREATED_INDEX, stale) is None and r.zscore(jobs.CREATED_INDEX, kept) is not None
+    stale = make_job(store)[0]
+    r.delete(f"{PREFIX}job:{stale}")
+    assert store.index.prune(older_than=time.time() - TTL) == 0
+    assert store.index.prune(older_than=time.time()) == 1
+    assert r.zscore(CREATED_INDEX, stale) is None and r.zscore(CREATED_INDEX, kept) is not None
 
 
 # --- /metrics -------------------------------------------------------------------------------------------
@@ -125,14 +135,14 @@ def test_expired_records_leave_the_index(client: TestClient, r: redis.Redis) -> 
 
 def test_metrics_render_counters_histogram_and_gauges(client: TestClient, r: redis.Redis) -> None:
     before = metric_values(client.get("/metrics").text)
-    metrics.count_image(r, "ok")
-    metrics.count_image(r, "ok")
-    metrics.count_image(r, "failed")
-    metrics.count_job(r, JobState.COMPLETED)
-    metrics.add_archive_bytes(r, 12345)
-    metrics.count_deletion(r, "expired")
+    Metrics(r).count_image("ok")
+    Metrics(r).count_image("ok")
+    Metrics(r).count_image("failed")
+    Metrics(r).count_job(JobState.COMPLETED)
+    Metrics(r).add_archive_bytes(12345)
+    Metrics(r).count_deletion("expired")
     for seconds in (0.07, 0.1, 3.0, 500.0):
-        metrics.observe_segmentation(r, seconds)
+        Metrics(r).observe_segmentation(seconds)
     r.lpush("celery", "a", "b")
     r.lpush("celery\x06\x169", "c")  # kombu's list for priority 9 of the same queue
     response = client.get("/metrics")
@@ -157,7 +167,7 @@ def test_metrics_render_counters_histogram_and_gauges(client: TestClient, r: red
     assert delta("oilspill_segmentation_seconds_count") == 4
     assert delta("oilspill_segmentation_seconds_sum") == pytest.approx(503.17)
     assert after[("oilspill_queue_waiting", (("queue", "celery"),))] == 3
-    assert after[("oilspill_jobs_active", ())] == r.zcard(jobs.ACTIVE_INDEX) > 0
+    assert after[("oilspill_jobs_active", ())] == r.zcard(ACTIVE_INDEX) > 0
     assert monitor.queue_depths(r) == {"celery": 3}
     r.delete("celery", "celery\x06\x169")
 
@@ -172,7 +182,7 @@ def test_upload_outcomes_are_counted(
     client: TestClient, r: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def uploads(outcome: str) -> int:
-        return int(r.hget(metrics.METRICS_KEY, f"uploads:{outcome}") or 0)
+        return int(r.hget(METRICS_KEY, f"uploads:{outcome}") or 0)
 
     rejected, error = uploads("rejected"), uploads("error")
     response = client.post("/api/upload", files={"file": ("x.zip", b"not a zip")})
@@ -184,11 +194,11 @@ def test_upload_outcomes_are_counted(
 
 
 def test_metric_labels_are_checked_and_recording_never_raises(free_port: Callable[[], int]) -> None:
-    dead = jobs.connect(DEAD_REDIS.format(port=free_port()))
+    dead = connect(DEAD_REDIS.format(port=free_port()))
     with pytest.raises(ValueError, match="images"):
-        metrics.count_image(dead, "skipped")
-    metrics.count_image(dead, "ok")  # Redis down: logged, not raised
-    metrics.observe_segmentation(dead, 1.0)
+        Metrics(dead).count_image("skipped")
+    Metrics(dead).count_image("ok")  # Redis down: logged, not raised
+    Metrics(dead).observe_segmentation(1.0)
 
 
 # --- Redis down ----------------------------------------------------------------------------------------
@@ -198,8 +208,8 @@ def test_ops_endpoints_answer_503_when_redis_is_down(
     client: TestClient, monkeypatch: pytest.MonkeyPatch, free_port: Callable[[], int]
 ) -> None:
     monkeypatch.setattr(settings, "ML_SERVICE_URL", f"http://127.0.0.1:{free_port()}")
-    state = client.app.state  # type: ignore[attr-defined]
-    live, state.redis = state.redis, jobs.connect(DEAD_REDIS.format(port=free_port()))
+    state = app.state
+    live, state.redis = state.redis, connect(DEAD_REDIS.format(port=free_port()))
     try:
         check_everything_down(client)
     finally:

@@ -1,4 +1,4 @@
-"""backend.parts: one stored zip per ML request, read back by the archive and the overlay route."""
+"""backend.storage.parts: one stored zip per ML request, read back by the archive and the overlay route."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from backend import parts, storage
+from backend.storage import parts
+from backend.storage.layout import is_token
 
 ITEMS = [
     parts.Outputs("a/x.png", b"mask-a", b"overlay-a"),
@@ -19,13 +20,13 @@ ITEMS = [
 
 def test_part_ids_are_deterministic_tokens() -> None:
     first = parts.part_id(["a.png", "b.png"])
-    assert storage.is_token(first)
+    assert is_token(first)
     assert parts.part_id(["a.png", "b.png"]) == first  # a redelivery overwrites its own part
     assert parts.part_id(["b.png", "a.png"]) != first
     assert parts.part_id(["a.png\0b.png"]) != parts.part_id(["a.png", "b.png"])
     assert parts.part_id(['a.png", "b.png']) != parts.part_id(["a.png", "b.png"])
     assert parts.part_id(["a.png"]) != parts.part_id(["a.png", "b.png"])
-    assert storage.is_token(parts.part_id(["\udcff odd name.png"]))  # undecodable names from zips
+    assert is_token(parts.part_id(["\udcff odd name.png"]))  # undecodable names from zips
 
 
 def test_write_part_stores_each_file_under_its_archive_name(tmp_path: Path) -> None:

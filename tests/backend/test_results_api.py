@@ -1,6 +1,6 @@
 """GET /api/results/{user_hash}/images and /overlays/{name}, and the web page's files, in process.
 
-Jobs are put in the states under test through backend.jobs against the session's real redis-server, and
+Jobs are put in the states under test through the job store against the session's real redis-server, and
 their overlays written with the pipeline's own PNG writer; the browser test is in tests/e2e/test_web_page.py.
 """
 
@@ -16,10 +16,13 @@ import redis
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from backend import job_images, jobs, parts, storage
+from backend.api.main import app
 from backend.core.config import settings
-from backend.main import app
-from backend.schemas import ImageResult, JobState
+from backend.jobs.keys import PREFIX
+from backend.jobs.models import ImageResult, JobState
+from backend.jobs.store import JobStore
+from backend.storage import parts
+from backend.storage.layout import ResultsDir, UserDir, new_token
 
 TTL = 3600
 BAD_TOKENS = ["abc", "0" * 31, "A" * 32, "..", "%2e%2e", "0" * 32 + "x"]
@@ -41,25 +44,32 @@ def client(redis_url: str, results_root: Path) -> Iterator[TestClient]:
 
 @pytest.fixture
 def r(client: TestClient) -> redis.Redis:
-    store: redis.Redis = client.app.state.redis  # type: ignore[attr-defined]
-    return store
+    """The API's own Redis client."""
+    live: redis.Redis = app.state.redis
+    return live
 
 
-def make_job(r: redis.Redis, outputs: dict[str, str], *, folder: bool = True) -> tuple[str, storage.UserDir]:
+@pytest.fixture
+def store(r: redis.Redis) -> JobStore:
+    """Jobs as the API's store keeps them, with archives that expire after a second."""
+    return JobStore(r, record_ttl=TTL, deadline_s=60, archive_ttl=1)
+
+
+def make_job(store: JobStore, outputs: dict[str, str], *, folder: bool = True) -> tuple[str, UserDir]:
     """A processing job over `outputs` (input -> output name), with its folder as an upload leaves it."""
-    job_id, user_hash = storage.new_token(), storage.new_token()
-    jobs.create_job(r, job_id, user_hash, outputs, {}, deadline_s=60, ttl=TTL)
-    jobs.mark_started(r, job_id)
-    directory = storage.user_dir(settings.RESULTS_DIR, user_hash)
+    job_id, user_hash = new_token(), new_token()
+    store.create_job(job_id, user_hash, outputs, {})
+    store.mark_started(job_id)
+    directory = ResultsDir(settings.RESULTS_DIR).user(user_hash)
     if folder:
         directory.root.mkdir(parents=True)
     return job_id, directory
 
 
-def finish(r: redis.Redis, job_id: str, user_hash: str, state: JobState, expires_in: float) -> None:
-    jobs.transition(r, job_id, JobState.ARCHIVING, [JobState.PROCESSING])
-    jobs.finish(r, job_id, user_hash, state, now=time.time(), archive_ttl=1, record_ttl=TTL)
-    r.hset(f"{jobs.PREFIX}job:{job_id}", "expires_at", time.time() + expires_in)
+def finish(store: JobStore, job_id: str, user_hash: str, state: JobState, expires_in: float) -> None:
+    store.transition(job_id, JobState.ARCHIVING, [JobState.PROCESSING])
+    store.finish(job_id, user_hash, state, now=time.time())
+    store.client.hset(f"{PREFIX}job:{job_id}", "expires_at", time.time() + expires_in)
 
 
 def png(image: Image.Image) -> bytes:
@@ -68,7 +78,7 @@ def png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def record_ok(r: redis.Redis, job_id: str, folder: storage.UserDir, name: str, output: str) -> bytes:
+def record_ok(store: JobStore, job_id: str, folder: UserDir, name: str, output: str) -> bytes:
     """What the pipeline leaves for a segmented image: its part on disk and an ok record; the overlay PNG."""
     width, height = 48 + len(name), 32
     overlay = png(Image.new("RGB", (width, height), (200, 30, 30)).convert("P"))
@@ -79,15 +89,15 @@ def record_ok(r: redis.Redis, job_id: str, folder: storage.UserDir, name: str, o
     result = ImageResult(
         name=name, output=output, status="ok", width=width, height=height, oil_pixels=96, oil_fraction=0.0625
     )
-    job_images.record_results(
-        r, job_id, [result], model_version="t", user_hash=folder.root.name, ttl=TTL, parts={output: part}
+    store.images.record_results(
+        job_id, [result], model_version="t", user_hash=folder.root.name, parts={output: part}
     )
     return overlay
 
 
-def record_failed(r: redis.Redis, job_id: str, folder: storage.UserDir, name: str, output: str) -> None:
+def record_failed(store: JobStore, job_id: str, folder: UserDir, name: str, output: str) -> None:
     result = ImageResult(name=name, output=output, status="failed", error="cannot read image: truncated")
-    job_images.record_result(r, job_id, result, model_version=None, user_hash=folder.root.name, ttl=TTL)
+    store.images.record_result(job_id, result, model_version=None, user_hash=folder.root.name)
 
 
 @pytest.mark.parametrize("token", BAD_TOKENS)
@@ -102,7 +112,7 @@ def test_malformed_hashes_are_404_without_touching_the_disk(
 
 
 def test_unknown_hash_is_404_and_creates_nothing(client: TestClient, results_root: Path) -> None:
-    token = storage.new_token()
+    token = new_token()
     for path in (f"/api/results/{token}/images", f"/api/results/{token}/overlays/x.png"):
         response = client.get(path)
         assert response.status_code == 404
@@ -111,10 +121,10 @@ def test_unknown_hash_is_404_and_creates_nothing(client: TestClient, results_roo
 
 
 def test_images_grow_while_the_job_runs_and_their_overlays_are_served(
-    client: TestClient, r: redis.Redis
+    client: TestClient, store: JobStore
 ) -> None:
     outputs = {"a/x.png": "a/x.png", "b c#1.jpg": "b c#1.png", "bad.png": "bad.png"}
-    job_id, folder = make_job(r, outputs)
+    job_id, folder = make_job(store, outputs)
     url = f"/api/results/{folder.root.name}/images"
     body = client.get(url).json()
     assert (body["job_id"], body["state"], body["total"], body["done"], body["images"]) == (
@@ -125,13 +135,13 @@ def test_images_grow_while_the_job_runs_and_their_overlays_are_served(
         [],
     )
 
-    first = record_ok(r, job_id, folder, "a/x.png", "a/x.png")
+    first = record_ok(store, job_id, folder, "a/x.png", "a/x.png")
     body = client.get(url).json()
     assert [i["name"] for i in body["images"]] == ["a/x.png"]
     assert body["images"][0]["overlay_url"] == f"/api/results/{folder.root.name}/overlays/a/x.png"
 
-    second = record_ok(r, job_id, folder, "b c#1.jpg", "b c#1.png")
-    record_failed(r, job_id, folder, "bad.png", "bad.png")
+    second = record_ok(store, job_id, folder, "b c#1.jpg", "b c#1.png")
+    record_failed(store, job_id, folder, "bad.png", "bad.png")
     body = client.get(url).json()
     assert (body["done"], body["failed"]) == (2, 1)
     images = {i["name"]: i for i in body["images"]}
@@ -151,17 +161,17 @@ def test_images_grow_while_the_job_runs_and_their_overlays_are_served(
             assert png.size == (image["width"], image["height"])
 
 
-def test_overlay_serves_only_this_jobs_overlays(client: TestClient, r: redis.Redis) -> None:
+def test_overlay_serves_only_this_jobs_overlays(client: TestClient, store: JobStore) -> None:
     outputs = {n: n for n in ("x.png", "later.png", "bad.png", "gone.png", "other.png", "../x.png")}
-    job_id, folder = make_job(r, outputs)
+    job_id, folder = make_job(store, outputs)
     secret = b"PK not an overlay"
-    record_ok(r, job_id, folder, "x.png", "x.png")
-    record_ok(r, job_id, folder, "gone.png", "gone.png")
+    record_ok(store, job_id, folder, "x.png", "x.png")
+    record_ok(store, job_id, folder, "gone.png", "gone.png")
     folder.part_path(parts.part_id(["gone.png"])).unlink()  # its part disappeared
     folder.archive.write_bytes(secret)
     # Records as a tampered Redis could hold them: part ids that are not tokens, a part without the entry.
-    r.hset(f"{jobs.PREFIX}job:{job_id}:parts", mapping={"bad.png": "../archive", "../x.png": "../x"})
-    r.hset(f"{jobs.PREFIX}job:{job_id}:parts", "other.png", parts.part_id(["x.png"]))
+    store.client.hset(f"{PREFIX}job:{job_id}:parts", mapping={"bad.png": "../archive", "../x.png": "../x"})
+    store.client.hset(f"{PREFIX}job:{job_id}:parts", "other.png", parts.part_id(["x.png"]))
     base = f"/api/results/{folder.root.name}/overlays"
     names = [
         "extra.png",  # not an output of this job
@@ -185,17 +195,17 @@ def test_overlay_serves_only_this_jobs_overlays(client: TestClient, r: redis.Red
     assert sorted(p.name for p in folder.root.iterdir()) == ["archive.zip", "parts"]  # nothing created
 
 
-def test_expired_results_are_410_and_nothing_is_recreated(client: TestClient, r: redis.Redis) -> None:
-    overdue_id, overdue = make_job(r, {"x.png": "x.png"})
-    record_ok(r, overdue_id, overdue, "x.png", "x.png")
-    finish(r, overdue_id, overdue.root.name, JobState.COMPLETED, expires_in=-1)  # sweeper not there yet
-    gone_id, gone = make_job(r, {"x.png": "x.png"})
-    record_ok(r, gone_id, gone, "x.png", "x.png")
-    finish(r, gone_id, gone.root.name, JobState.COMPLETED, expires_in=100)
-    storage.delete_user_dir(settings.RESULTS_DIR, gone.root.name)  # files gone before the record says so
-    expired_id, expired = make_job(r, {"x.png": "x.png"}, folder=False)
-    finish(r, expired_id, expired.root.name, JobState.COMPLETED, expires_in=-1)
-    jobs.mark_expired(r, expired_id, expired.root.name, record_ttl=TTL)
+def test_expired_results_are_410_and_nothing_is_recreated(client: TestClient, store: JobStore) -> None:
+    overdue_id, overdue = make_job(store, {"x.png": "x.png"})
+    record_ok(store, overdue_id, overdue, "x.png", "x.png")
+    finish(store, overdue_id, overdue.root.name, JobState.COMPLETED, expires_in=-1)  # sweeper not there yet
+    gone_id, gone = make_job(store, {"x.png": "x.png"})
+    record_ok(store, gone_id, gone, "x.png", "x.png")
+    finish(store, gone_id, gone.root.name, JobState.COMPLETED, expires_in=100)
+    ResultsDir(settings.RESULTS_DIR).delete_user(gone.root.name)  # files gone before the record says so
+    expired_id, expired = make_job(store, {"x.png": "x.png"}, folder=False)
+    finish(store, expired_id, expired.root.name, JobState.COMPLETED, expires_in=-1)
+    store.mark_expired(expired_id, expired.root.name)
     for folder in (overdue, gone, expired):
         for path in ("images", "overlays/x.png"):
             response = client.get(f"/api/results/{folder.root.name}/{path}")
@@ -204,10 +214,10 @@ def test_expired_results_are_410_and_nothing_is_recreated(client: TestClient, r:
     assert not gone.root.exists() and not expired.root.exists()
 
 
-def test_a_failed_job_lists_its_errors(client: TestClient, r: redis.Redis) -> None:
-    job_id, folder = make_job(r, {"a.png": "a.png"})
-    record_failed(r, job_id, folder, "a.png", "a.png")
-    finish(r, job_id, folder.root.name, JobState.FAILED, expires_in=100)
+def test_a_failed_job_lists_its_errors(client: TestClient, store: JobStore) -> None:
+    job_id, folder = make_job(store, {"a.png": "a.png"})
+    record_failed(store, job_id, folder, "a.png", "a.png")
+    finish(store, job_id, folder.root.name, JobState.FAILED, expires_in=100)
     body = client.get(f"/api/results/{folder.root.name}/images").json()
     assert body["state"] == "failed"
     assert [(i["name"], i["status"], i["overlay_url"]) for i in body["images"]] == [("a.png", "failed", None)]

@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from backend.zip_entries import ZipEntry, read_entry
+from backend.upload.entries import ZipEntry, read_entry
 
 LIMIT = 1 << 20
 DATA = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40 + os.urandom(3000)  # compressible, then not

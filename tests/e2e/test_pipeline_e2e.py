@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend import storage
+from backend.storage.layout import is_token, new_token
 
 if TYPE_CHECKING:
     from stack_harness import Stack
@@ -115,7 +115,7 @@ def test_upload_segment_download_and_expire(stack: Stack, make_sar: MakeSar, enc
 
     job = upload(stack, files)
     job_id, user_hash = job["job_id"], job["user_hash"]
-    assert storage.is_token(job_id) and storage.is_token(user_hash) and job_id != user_hash
+    assert is_token(job_id) and is_token(user_hash) and job_id != user_hash
     assert job["status_url"] == f"/api/status/{job_id}"
     assert job["download_url"] == f"/api/download/{user_hash}"
     skipped = {s["name"]: s["reason"] for s in job["skipped"]}
@@ -182,7 +182,7 @@ def test_upload_segment_download_and_expire(stack: Stack, make_sar: MakeSar, enc
 
 def test_bad_and_unknown_tokens_are_404_and_create_nothing(stack: Stack) -> None:
     before = set(os.listdir(stack.results_dir)) if stack.results_dir.exists() else set()
-    for token in ("nothex", "0" * 31, "F" * 32, storage.new_token()):
+    for token in ("nothex", "0" * 31, "F" * 32, new_token()):
         for path in (f"/api/status/{token}", f"/api/download/{token}", f"/api/archive_time_left/{token}"):
             response = httpx.get(f"{stack.api_url}{path}")
             assert response.status_code == 404, path

@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 import pytest
 
-from backend import storage
+from backend.storage.layout import output_names
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -206,7 +206,7 @@ def test_upload_progress_gallery_lightbox_countdown_and_download(
     with zipfile.ZipFile(download.path()) as archive:
         names = set(archive.namelist())
     masks = {n for n in names if n.startswith("masks/")}
-    assert masks == {f"masks/{out}" for out in storage.output_names(images).values()}
+    assert masks == {f"masks/{out}" for out in output_names(images).values()}
     assert {"report.json", "report.csv"} <= names
     assert problems == []
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.upload_stream import UploadError
-from backend.zip_entries import read_entry
-from backend.zip_scan import ZipImage, ZipLimits, ZipScan, scan_images
+from backend.upload.entries import read_entry
+from backend.upload.errors import UploadError
+from backend.upload.scan import ZipImage, ZipLimits, ZipScan, scan_images
 
 Entry = tuple[str | zipfile.ZipInfo, bytes] | zipfile.ZipInfo
 ZipMaker = Callable[..., Path]

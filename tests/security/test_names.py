@@ -1,4 +1,4 @@
-"""Zip entry name sanitising and de-duplication (backend.names)."""
+"""Zip entry name sanitising and de-duplication (backend.upload.names)."""
 
 import unicodedata
 from pathlib import PurePosixPath
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backend.names import (
+from backend.upload.names import (
     MAX_COMPONENT_BYTES,
     MAX_DEPTH,
     NameRegistry,

@@ -10,7 +10,6 @@ import os
 import stat
 import struct
 import subprocess
-import sys
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -22,8 +21,9 @@ import pytest
 import redis
 from PIL import Image
 
-from backend import jobs
-from backend.zip_entries import ZipEntry, read_entry
+from backend.jobs.keys import PREFIX
+from backend.upload.entries import ZipEntry, read_entry
+from scripts import processes
 
 ROOT = Path(__file__).resolve().parents[2]
 MB = 1 << 20
@@ -73,8 +73,7 @@ def api(
     env = {key: value for key, value in os.environ.items() if not key.startswith(("ML_", "CELERY"))}
     env |= LIMITS | {"REDIS_URL": db_url, "RESULTS_DIR": str(results), "TMPDIR": str(workdir)}
     env |= {"PYTHONPATH": str(ROOT), "ML_SERVICE_URL": "http://127.0.0.1:9"}
-    command = [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--log-level", "warning"]
+    command = processes.api("127.0.0.1", port, log_level="warning")
     log = (base / "api.log").open("wb")
     process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
@@ -188,7 +187,7 @@ def test_hostile_entries_are_skipped_and_nothing_escapes(api: Api, png: bytes) -
     (user,) = api.folders() - before
     assert [p.name for p in (api.results / user).iterdir()] == ["upload.zip"]  # nothing extracted
     store = redis.Redis.from_url(api.redis_url, decode_responses=True)
-    records = store.hgetall(f"{jobs.PREFIX}job:{body['job_id']}:entries")
+    records = store.hgetall(f"{PREFIX}job:{body['job_id']}:entries")
     assert sorted(records) == ["B/SAME (2).png", "a/same.png", "b/same.png"]
     with (api.results / user / "upload.zip").open("rb") as file:
         for record in records.values():

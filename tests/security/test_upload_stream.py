@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from starlette.types import Message
 from upload_app import create_app  # sibling module: pytest puts this test folder on sys.path
 
-from backend.upload_stream import FORM_OVERHEAD_BYTES
+from backend.upload.stream import FORM_OVERHEAD_BYTES
 
 BOUNDARY = "----hostile-boundary-7MA4YWxkTrZu0gW"
 CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.upload_stream import UploadError
-from backend.zip_scan import ZipLimits, scan_images
+from backend.upload.errors import UploadError
+from backend.upload.scan import ZipLimits, scan_images
 
 ZipMaker = Callable[..., Path]
 Refuse = Callable[[Path, ZipLimits], UploadError]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.upload_stream import UploadError
-from backend.zip_scan import ZipImage, ZipLimits, ZipScan
+from backend.upload.errors import UploadError
+from backend.upload.scan import ZipImage, ZipLimits, ZipScan
 
 ZipMaker = Callable[..., Path]
 Refuse = Callable[[Path, ZipLimits], UploadError]

@@ -8,7 +8,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from backend.upload_stream import UploadError, receive_upload, upload_error_response
+from backend.upload.errors import UploadError
+from backend.upload.stream import receive_upload, upload_error_response
 
 
 def create_app(dest_dir: Path, max_bytes: int, field: str = "file") -> Starlette:

@@ -1,4 +1,4 @@
-"""The /api router: every route module included once."""
+"""The routes, one module per resource; `api_router` gathers them under /api (GET /metrics: at the root)."""
 
 from fastapi import APIRouter
 

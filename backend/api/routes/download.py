@@ -13,10 +13,10 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
-from backend import jobs
-from backend.api.deps import RedisDep, SettingsDep, ValidUserHash
-from backend.schemas import ErrorDetail, JobState, TimeLeft
-from backend.storage import user_dir
+from backend.api.deps import ResultsDep, StoreDep, ValidUserHash
+from backend.api.schemas import ErrorDetail, TimeLeft
+from backend.jobs.models import Job, JobState
+from backend.jobs.store import JobStore
 
 router = APIRouter(tags=["results"])
 
@@ -27,10 +27,10 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _completed_job(redis: jobs.Redis, user_hash: str) -> jobs.Job:
+def _completed_job(store: JobStore, user_hash: str) -> Job:
     """The job behind a user hash if its archive is servable now, else the matching 404/409/410."""
-    job_id = jobs.job_for_user(redis, user_hash)
-    job = jobs.get_job(redis, job_id) if job_id else None
+    job_id = store.job_for_user(user_hash)
+    job = store.get_job(job_id) if job_id else None
     if job is None:
         raise HTTPException(404, "No results for this user hash: it never existed, or its record expired.")
     if job.state == JobState.EXPIRED or (job.expires_at is not None and job.expires_at <= time.time()):
@@ -63,10 +63,10 @@ def _completed_job(redis: jobs.Redis, user_hash: str) -> jobs.Job:
         **RESPONSES,
     },
 )
-def download(user_hash: ValidUserHash, redis: RedisDep, settings: SettingsDep) -> FileResponse:
+def download(user_hash: ValidUserHash, store: StoreDep, results: ResultsDep) -> FileResponse:
     """The zip of masks, overlays and reports, streamed from disk."""
-    job = _completed_job(redis, user_hash)
-    archive = user_dir(settings.RESULTS_DIR, user_hash).archive
+    job = _completed_job(store, user_hash)
+    archive = results.user(user_hash).archive
     try:
         stat = os.stat(archive)
     except FileNotFoundError:
@@ -85,9 +85,9 @@ def download(user_hash: ValidUserHash, redis: RedisDep, settings: SettingsDep) -
     response_model=TimeLeft,
     responses=RESPONSES,
 )
-def archive_time_left(user_hash: ValidUserHash, redis: RedisDep) -> TimeLeft:
+def archive_time_left(user_hash: ValidUserHash, store: StoreDep) -> TimeLeft:
     """Seconds until the archive and all files of this upload are deleted."""
-    job = _completed_job(redis, user_hash)
+    job = _completed_job(store, user_hash)
     expires_at = job.expires_at or 0.0
     return TimeLeft(
         user_hash=user_hash,

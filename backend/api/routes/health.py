@@ -11,10 +11,11 @@ import httpx
 from fastapi import APIRouter, Response
 from starlette.concurrency import run_in_threadpool
 
-from backend import jobs, monitor
 from backend.api.deps import RedisDep, SettingsDep
 from backend.core.config import Settings
-from backend.ops_schemas import ComponentHealth, HealthReport, WorkersHealth
+from backend.jobs.store import Redis
+from backend.ops import monitor
+from backend.ops.schemas import ComponentHealth, HealthReport, WorkersHealth
 
 router = APIRouter(tags=["operations"])
 
@@ -23,7 +24,7 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-async def _check_redis(redis: jobs.Redis, timeout: float) -> ComponentHealth:
+async def _check_redis(redis: Redis, timeout: float) -> ComponentHealth:
     start = time.perf_counter()
     try:
         await asyncio.wait_for(run_in_threadpool(redis.ping), timeout)

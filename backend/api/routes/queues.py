@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
-from backend import monitor
 from backend.api.deps import RedisDep, operator_access
-from backend.ops_schemas import QueueDepth, QueueStatus, WorkerTasks
-from backend.schemas import ErrorDetail
+from backend.api.schemas import ErrorDetail
+from backend.ops import monitor
+from backend.ops.schemas import QueueDepth, QueueStatus, WorkerTasks
 
 router = APIRouter(
     tags=["operations"],

@@ -13,10 +13,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response, StreamingResponse
 
-from backend import job_images, jobs, parts
-from backend.api.deps import RedisDep, SettingsDep, ValidUserHash
-from backend.schemas import ErrorDetail, ImageSummary, JobState, ResultImages
-from backend.storage import UserDir, user_dir
+from backend.api.deps import ResultsDep, StoreDep, ValidUserHash
+from backend.api.schemas import ErrorDetail, ImageSummary, ResultImages
+from backend.jobs.models import Job, JobState
+from backend.jobs.store import JobStore
+from backend.storage import parts
+from backend.storage.layout import UserDir
 
 router = APIRouter(prefix="/results/{user_hash}", tags=["results"])
 
@@ -29,10 +31,10 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _live_job(redis: jobs.Redis, folder: UserDir, user_hash: str) -> jobs.Job:
+def _live_job(store: JobStore, folder: UserDir, user_hash: str) -> Job:
     """The job behind a user hash while its files may still be read, else the matching 404/410."""
-    job_id = jobs.job_for_user(redis, user_hash)
-    job = jobs.get_job(redis, job_id) if job_id else None
+    job_id = store.job_for_user(user_hash)
+    job = store.get_job(job_id) if job_id else None
     if job is None:
         raise HTTPException(404, "No results for this user hash: it never existed, or its record expired.")
     expired = job.expires_at is not None and job.expires_at <= time.time()
@@ -49,11 +51,11 @@ def _live_job(redis: jobs.Redis, folder: UserDir, user_hash: str) -> jobs.Job:
     responses=RESPONSES,
 )
 def result_images(
-    user_hash: ValidUserHash, redis: RedisDep, settings: SettingsDep, request: Request
+    user_hash: ValidUserHash, store: StoreDep, folders: ResultsDep, request: Request
 ) -> ResultImages:
     """Every image with a result (ok or failed), its oil fraction and overlay URL; grows as the job runs."""
-    job = _live_job(redis, user_dir(settings.RESULTS_DIR, user_hash), user_hash)
-    results = job_images.results(redis, job.job_id)
+    job = _live_job(store, folders.user(user_hash), user_hash)
+    results = store.images.results(job.job_id)
     images = []
     for name in sorted(results):
         res = results[name]
@@ -94,11 +96,11 @@ def result_images(
         410: {"model": ErrorDetail, "description": "The results have expired and were deleted."},
     },
 )
-def overlay(user_hash: ValidUserHash, name: str, redis: RedisDep, settings: SettingsDep) -> StreamingResponse:
+def overlay(user_hash: ValidUserHash, name: str, store: StoreDep, folders: ResultsDep) -> StreamingResponse:
     """The overlay PNG `name` (as under overlays/ in the archive), read from the part that holds it."""
-    folder = user_dir(settings.RESULTS_DIR, user_hash)
-    job = _live_job(redis, folder, user_hash)
-    part = job_images.parts(redis, job.job_id, [name]).get(name) if name.endswith(".png") else None
+    folder = folders.user(user_hash)
+    job = _live_job(store, folder, user_hash)
+    part = store.images.parts(job.job_id, [name]).get(name) if name.endswith(".png") else None
     try:
         found = parts.open_overlay(folder.part_path(part), name) if part else None
     except ValueError:  # not a part id: a tampered record

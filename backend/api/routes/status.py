@@ -9,10 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from backend import job_images, jobs
-from backend.api.deps import AsyncRedisDep, RedisDep, ValidJobId
-from backend.job_wait import MAX_WAIT_SECONDS, wait_until_ended
-from backend.schemas import ErrorDetail, ImageError, JobStatus
+from backend.api.deps import AsyncRedisDep, StoreDep, ValidJobId
+from backend.api.schemas import ErrorDetail, ImageError, JobStatus
+from backend.jobs.store import JobStore
+from backend.jobs.wait import MAX_WAIT_SECONDS, wait_until_ended
 
 router = APIRouter(tags=["jobs"])
 
@@ -30,7 +30,7 @@ def _when(timestamp: float | None) -> datetime | None:
 )
 async def job_status(
     job_id: ValidJobId,
-    redis: RedisDep,
+    store: StoreDep,
     events: AsyncRedisDep,
     request: Request,
     wait: Annotated[
@@ -46,11 +46,11 @@ async def job_status(
     """State, counters and per-image errors; `done` grows while the job runs."""
     if wait:
         await wait_until_ended(events, job_id, wait)
-    return await run_in_threadpool(_status, redis, job_id, request.app.url_path_for)
+    return await run_in_threadpool(_status, store, job_id, request.app.url_path_for)
 
 
-def _status(redis: jobs.Redis, job_id: str, url_path_for: Callable[..., object]) -> JobStatus:
-    job = jobs.get_job(redis, job_id)
+def _status(store: JobStore, job_id: str, url_path_for: Callable[..., object]) -> JobStatus:
+    job = store.get_job(job_id)
     if job is None:
         raise HTTPException(404, "No such job: it never existed, or its record expired.")
     return JobStatus(
@@ -59,7 +59,7 @@ def _status(redis: jobs.Redis, job_id: str, url_path_for: Callable[..., object])
         total=job.total,
         done=job.done,
         failed=job.failed,
-        errors=[ImageError(name=n, error=e) for n, e in sorted(job_images.errors(redis, job_id).items())],
+        errors=[ImageError(name=n, error=e) for n, e in sorted(store.images.errors(job_id).items())],
         created_at=datetime.fromtimestamp(job.created_at, UTC),
         finished_at=_when(job.finished_at),
         expires_at=_when(job.expires_at),

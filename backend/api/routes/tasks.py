@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from backend import job_index, jobs
-from backend.api.deps import RedisDep, operator_access
-from backend.ops_schemas import TaskList, TaskSummary
-from backend.schemas import ErrorDetail, JobState
+from backend.api.deps import StoreDep, operator_access
+from backend.api.schemas import ErrorDetail
+from backend.jobs.models import Job, JobState
+from backend.ops.schemas import TaskList, TaskSummary
 
 router = APIRouter(
     tags=["operations"],
@@ -29,7 +29,7 @@ def _when(timestamp: float | None) -> datetime | None:
     return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
 
 
-def _summary(request: Request, job: jobs.Job) -> TaskSummary:
+def _summary(request: Request, job: Job) -> TaskSummary:
     return TaskSummary(
         job_id=job.job_id,
         state=job.state,
@@ -55,13 +55,13 @@ def _summary(request: Request, job: jobs.Job) -> TaskSummary:
 )
 def list_tasks(
     request: Request,
-    redis: RedisDep,
+    store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=200, description="Jobs per page.")] = 50,
     offset: Annotated[int, Query(ge=0, description="Jobs to skip (of those matching `state`).")] = 0,
     state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
 ) -> TaskList:
     """Jobs newest first, with their image counts and expiry; records age out after JOB_RECORD_TTL_SECONDS."""
-    found = job_index.recent_jobs(redis, offset=offset, count=limit + 1, state=state)
+    found = store.index.recent_jobs(offset=offset, count=limit + 1, state=state)
     return TaskList(
         items=[_summary(request, job) for job in found[:limit]],
         limit=limit,

@@ -13,13 +13,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
-from backend import jobs, metrics, storage, tasks
-from backend.api.deps import RedisDep, SettingsDep
+from backend.api.deps import MetricsDep, ResultsDep, SettingsDep, StoreDep
+from backend.api.schemas import ErrorDetail, Skipped, UploadResponse
 from backend.core.config import MB, Settings
-from backend.core.logging import job_event
-from backend.schemas import ErrorDetail, Skipped, UploadResponse
-from backend.upload_stream import UploadError, receive_upload
-from backend.zip_scan import ZipLimits, ZipScan, scan_images
+from backend.storage.layout import ResultsDir, new_token
+from backend.upload.errors import UploadError
+from backend.upload.scan import ZipLimits, scan_images
+from backend.upload.stream import receive_upload
+from backend.worker.launch import start_job
 
 router = APIRouter(tags=["jobs"])
 
@@ -57,7 +58,7 @@ def _limits(settings: Settings) -> ZipLimits:
     )
 
 
-def _check_capacity(request: Request, settings: Settings) -> None:
+def _check_capacity(request: Request, settings: Settings, results: ResultsDir) -> None:
     """Refuse before reading a byte: declared size over the limit (413), disk nearly full (507)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > settings.max_upload_bytes + MULTIPART_OVERHEAD:
@@ -66,12 +67,12 @@ def _check_capacity(request: Request, settings: Settings) -> None:
             f"The upload is larger than the limit of {settings.MAX_UPLOAD_MB} MB.",
             headers={"Connection": "close"},
         )
-    free = storage.free_disk_mb(settings.RESULTS_DIR)
+    free = results.free_disk_mb()
     if free < settings.MIN_FREE_DISK_MB:
         raise HTTPException(507, f"The server is low on disk space ({free:.0f} MB free); try again later.")
 
 
-def _count_outcome(redis: RedisDep) -> Iterator[None]:
+def _count_outcome(metrics: MetricsDep) -> Iterator[None]:
     """Count every upload as accepted, rejected (4xx: the client's doing) or error, however it ends."""
     outcome = "error"
     try:
@@ -81,30 +82,7 @@ def _count_outcome(redis: RedisDep) -> Iterator[None]:
         outcome = "rejected" if exc.status_code < 500 else "error"
         raise
     finally:
-        metrics.count_upload(redis, outcome)
-
-
-def _start_job(redis: jobs.Redis, settings: Settings, user_hash: str, scan: ZipScan) -> str:
-    """Record the job, then send its chord; a job whose chord cannot be sent is forgotten again."""
-    job_id = storage.new_token()
-    outputs = storage.output_names(image.name for image in scan.images)
-    jobs.create_job(
-        redis,
-        job_id,
-        user_hash,
-        outputs,
-        {image.name: image.entry.to_record() for image in scan.images},
-        deadline_s=settings.JOB_DEADLINE_SECONDS,
-        ttl=settings.JOB_RECORD_TTL_SECONDS,
-    )
-    job_event("uploaded", job_id, user_hash=user_hash, images=len(outputs), skipped=len(scan.skipped))
-    try:
-        sizes = {image.name: image.entry.file_size for image in scan.images}
-        tasks.launch_job(job_id, {name: sizes[name] for name in sorted(outputs)})
-    except BaseException:
-        jobs.delete_job(redis, job_id, user_hash)
-        raise
-    return job_id
+        metrics.count_upload(outcome)
 
 
 @router.post(
@@ -123,18 +101,22 @@ def _start_job(redis: jobs.Redis, settings: Settings, user_hash: str, scan: ZipS
     },
 )
 async def upload(
-    request: Request, settings: SettingsDep, redis: RedisDep, _: Annotated[None, Depends(_count_outcome)]
+    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
+    results: ResultsDep,
+    _: Annotated[None, Depends(_count_outcome)],
 ) -> UploadResponse:
     """Stream the zip to disk, check its images (kept in the zip) and queue one segmentation per image."""
-    _check_capacity(request, settings)
-    await run_in_threadpool(redis.ping)
-    user_hash = storage.new_token()
-    folder = storage.user_dir(settings.RESULTS_DIR, user_hash)
+    _check_capacity(request, settings, results)
+    await run_in_threadpool(store.client.ping)
+    user_hash = new_token()
+    folder = results.user(user_hash)
     folder.root.mkdir(parents=True)
     try:
         await receive_upload(request, folder.upload, max_bytes=settings.max_upload_bytes)
         scan = await run_in_threadpool(scan_images, folder.upload, _limits(settings))
-        job_id = await run_in_threadpool(_start_job, redis, settings, user_hash, scan)
+        job_id = await run_in_threadpool(start_job, store, user_hash, scan)
     except BaseException:
         # Whatever went wrong (bad zip, client gone, Redis down), leave nothing behind; synchronously,
         # because a cancelled request may not get to await again.

@@ -1,0 +1,1 @@
+"""Job state in Redis: job records, per-image records, the index of recent jobs, waiting for a job's end."""
