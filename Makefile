@@ -30,20 +30,20 @@ test: $(STAMP) ## the whole test suite (unit + end-to-end with real processes)
 test-fast: $(STAMP) ## unit tests only
 	$(BIN)/python -m pytest -m "not e2e"
 
-lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+lint: $(STAMP) ## ruff (style) and mypy (types); CI runs it before the tests
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
 train: $(TRAIN_STAMP) ## train SlickNet (resumes from runs/slicknet/last.pt)
-	$(BIN)/python -m ml.train --resume
+	$(BIN)/python -m ml.training.train --resume
 
 export: $(TRAIN_STAMP) ## export runs/slicknet/best.pt to ml/models/slicknet.onnx
-	$(BIN)/python -m ml.export
+	$(BIN)/python -m ml.training.export
 
 evaluate: $(STAMP) ## validation figures of the committed model (needs ../shared data)
-	$(BIN)/python -m ml.evaluate --images ../shared/data/sos-sentinel1-train/images \
+	$(BIN)/python -m ml.training.evaluate --images ../shared/data/sos-sentinel1-train/images \
 		--masks ../shared/data/sos-sentinel1-train/masks --split val
 
 bench: $(STAMP) ## throughput, upload and status benchmarks (docs/benchmarks.md); each starts its own stack
@@ -53,7 +53,7 @@ bench: $(STAMP) ## throughput, upload and status benchmarks (docs/benchmarks.md)
 	$(BIN)/python -m bench.status_latency
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache var
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache var
 
 flower: $(STAMP) ## Celery monitoring UI on http://127.0.0.1:5555 (local only: its API is unauthenticated)
-	FLOWER_UNAUTHENTICATED_API=true $(BIN)/celery -A backend.celery_app flower --address=127.0.0.1 --port=5555
+	FLOWER_UNAUTHENTICATED_API=true $(BIN)/python -m scripts.processes flower

@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
                 upload_s, total = pipeline(client, workdir, images, args.timeout)
             finally:
                 stop_profilers(profilers)
-            cpu = {name: cpu_seconds(stack.pid(name)) - cpu0[name] for name in cpu0}
+            cpu = {name: cpu_seconds(stack.pid(name)) - cpu0[name] for name in cpu0} if stack else {}
             if cpu:
                 pipeline_cpu = sum(cpu.values())
                 parts = ", ".join(f"{name} {1000 * seconds / n:.1f}" for name, seconds in cpu.items())

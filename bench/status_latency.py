@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-status-") as tmp, ExitStack() as stack_ctx:
         workdir = Path(tmp)
         stack = None if args.api else stack_ctx.enter_context(BenchStack(workdir / "stack"))
-        api_url = args.api or stack.api_url  # type: ignore[union-attr]
+        api_url: str = args.api if stack is None else stack.api_url
         write_zip(workdir / "job.zip", synthetic_pngs(args.images, 256))
         with httpx.Client(base_url=api_url, timeout=120) as client:
             job = upload_zip(client, workdir / "job.zip")

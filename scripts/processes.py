@@ -107,7 +107,9 @@ def service(name: str, host: str | None = None) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Replace this process with the service `name` (so signals reach it directly, as compose expects)."""
-    parser = argparse.ArgumentParser(prog="python -m scripts.processes", description=main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.processes", description="Start one process of the stack as `make run` does."
+    )
     parser.add_argument("name", choices=NAMES)
     parser.add_argument("--host", help="the address to listen on (ml, api, flower); 0.0.0.0 in containers")
     args = parser.parse_args(argv)

@@ -67,7 +67,9 @@ def upload(args: argparse.Namespace) -> int:
         try:
             response = client.post(
                 "/api/upload",
-                files={"file": (path.name, ProgressReader(file, progress, size), "application/zip")},
+                files={
+                    "file": (path.name, ProgressReader(file, progress, size).as_file(), "application/zip")
+                },
             )
         except (httpx.WriteError, httpx.RemoteProtocolError) as exc:
             raise CLIError(

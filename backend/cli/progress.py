@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import BinaryIO, TextIO
+from typing import IO, BinaryIO, TextIO, cast
 
 WIDTH = 30
 
@@ -91,3 +91,7 @@ class ProgressReader:
 
     def fileno(self) -> int:
         return self._file.fileno()  # lets httpx take the length from fstat and send a Content-Length
+
+    def as_file(self) -> IO[bytes]:
+        """This reader where a file is expected: httpx calls only read, seek, tell and fileno."""
+        return cast(IO[bytes], self)

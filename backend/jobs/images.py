@@ -7,10 +7,12 @@ backend.jobs.keys; they belong to the job record and expire together with it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 import redis
+from redis.typing import EncodableT, FieldT
 
-from backend.jobs.keys import job_key, touch
+from backend.jobs.keys import hash_fields, job_key, touch
 from backend.jobs.models import ImageResult
 
 
@@ -22,8 +24,7 @@ class ImageRecords:
         self.record_ttl = record_ttl
 
     def inputs(self, job_id: str) -> dict[str, str]:
-        found: dict[str, str] = self.client.hgetall(job_key(job_id, ":inputs"))
-        return found
+        return cast(dict[str, str], self.client.hgetall(job_key(job_id, ":inputs")))
 
     def batch_inputs(self, job_id: str, names: list[str]) -> tuple[dict[str, str], dict[str, str]]:
         """For a worker's batch, in one round trip (an HMGET each): name -> output name, name -> entry record.
@@ -39,12 +40,12 @@ class ImageRecords:
         return _present(names, outputs), _present(names, entries)
 
     def results(self, job_id: str) -> dict[str, ImageResult]:
-        raw: dict[str, str] = self.client.hgetall(job_key(job_id, ":results"))
+        raw = cast(dict[str, str], self.client.hgetall(job_key(job_id, ":results")))
         return {name: ImageResult.model_validate_json(value) for name, value in raw.items()}
 
     def recorded(self, job_id: str, names: list[str]) -> dict[str, ImageResult]:
         """The results already recorded for those of `names` that have one (one round trip)."""
-        raw: list[str | None] = self.client.hmget(job_key(job_id, ":results"), names) if names else []
+        raw = cast(list[str | None], self.client.hmget(job_key(job_id, ":results"), names) if names else [])
         return {
             name: ImageResult.model_validate_json(value)
             for name, value in zip(names, raw, strict=True)
@@ -54,9 +55,8 @@ class ImageRecords:
     def parts(self, job_id: str, outputs: list[str] | None = None) -> dict[str, str]:
         """output name -> part id, for all outputs with a stored part or only those of `outputs`."""
         if outputs is None:
-            found: dict[str, str] = self.client.hgetall(job_key(job_id, ":parts"))
-            return found
-        ids: list[str | None] = self.client.hmget(job_key(job_id, ":parts"), outputs) if outputs else []
+            return cast(dict[str, str], self.client.hgetall(job_key(job_id, ":parts")))
+        ids = cast(list[str | None], self.client.hmget(job_key(job_id, ":parts"), outputs) if outputs else [])
         return {out: part for out, part in zip(outputs, ids, strict=True) if part is not None}
 
     def errors(self, job_id: str) -> dict[str, str]:
@@ -68,7 +68,7 @@ class ImageRecords:
         names = sorted(self.client.smembers(job_key(job_id, ":failed")))
         if not names:
             return {}
-        raw: list[str | None] = self.client.hmget(job_key(job_id, ":results"), names)
+        raw = cast(list[str | None], self.client.hmget(job_key(job_id, ":results"), names))
         found = (ImageResult.model_validate_json(value) for value in raw if value is not None)
         return {res.name: res.error or "failed" for res in found if res.status == "failed"}
 
@@ -87,7 +87,9 @@ class ImageRecords:
 
     def deliveries(self, job_id: str, names: list[str]) -> dict[str, int]:
         """How many times a worker has started on each of these images so far (0 for none)."""
-        found: list[str | None] = self.client.hmget(job_key(job_id, ":deliveries"), names) if names else []
+        found = cast(
+            list[str | None], self.client.hmget(job_key(job_id, ":deliveries"), names) if names else []
+        )
         return {name: int(count or 0) for name, count in zip(names, found, strict=True)}
 
     def record_result(
@@ -109,11 +111,10 @@ class ImageRecords:
         ok, failed = job_key(job_id, ":done"), job_key(job_id, ":failed")
         pipe = self.client.pipeline()
         if results:
-            pipe.hset(
-                job_key(job_id, ":results"), mapping={res.name: res.model_dump_json() for res in results}
-            )
+            records: dict[FieldT, EncodableT] = {res.name: res.model_dump_json() for res in results}
+            pipe.hset(job_key(job_id, ":results"), mapping=records)
         if parts:
-            pipe.hset(job_key(job_id, ":parts"), mapping=dict(parts))
+            pipe.hset(job_key(job_id, ":parts"), mapping=hash_fields(parts))
         for into, out_of, names in (
             (ok, failed, [res.name for res in results if res.status == "ok"]),
             (failed, ok, [res.name for res in results if res.status != "ok"]),

@@ -6,7 +6,7 @@ not, so entries are dropped when a listing meets them and by the sweeper's prune
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from backend.jobs.keys import CREATED_INDEX
 from backend.jobs.models import Job, JobState
@@ -32,7 +32,7 @@ class JobIndex:
         chosen: list[str] = []
         position = skipped = offset if state is None else 0
         while len(chosen) < count:
-            ids: list[str] = client.zrevrange(CREATED_INDEX, position, position + max(count, BATCH) - 1)
+            ids = cast(list[str], client.zrevrange(CREATED_INDEX, position, position + max(count, BATCH) - 1))
             if not ids:
                 break
             position += len(ids)
@@ -53,7 +53,9 @@ class JobIndex:
     def prune(self, older_than: float, batch: int = 1000) -> int:
         """Drop entries created before `older_than` whose record has expired; returns how many went."""
         client = self.store.client
-        candidates: list[str] = client.zrangebyscore(CREATED_INDEX, "-inf", older_than, start=0, num=batch)
+        candidates = cast(
+            list[str], client.zrangebyscore(CREATED_INDEX, "-inf", older_than, start=0, num=batch)
+        )
         states = self.store.states(candidates)
         gone = [job_id for job_id, state in zip(candidates, states, strict=True) if state is None]
         if gone:

@@ -17,7 +17,10 @@ keeps answering 410 rather than 404 for a week):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import redis
+from redis.typing import EncodableT, FieldT
 
 PREFIX = "oilspill:"
 EXPIRY_INDEX = f"{PREFIX}expiry"
@@ -49,3 +52,8 @@ def touch(pipe: redis.client.Pipeline, job_id: str, user_hash: str | None, ttl: 
         pipe.expire(job_key(job_id, suffix), ttl)
     if user_hash:
         pipe.expire(user_key(user_hash), ttl)
+
+
+def hash_fields(mapping: Mapping[str, str]) -> dict[FieldT, EncodableT]:
+    """A hash's fields as redis-py types hset's `mapping` (which, as a Mapping, is invariant in its keys)."""
+    return dict(mapping.items())

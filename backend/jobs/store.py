@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Mapping
+from typing import cast
 
 import redis
 from redis.backoff import ConstantBackoff
@@ -23,6 +24,7 @@ from backend.jobs.keys import (
     CREATED_INDEX,
     EXPIRY_INDEX,
     JOB_SUFFIXES,
+    hash_fields,
     job_key,
     lock_key,
     touch,
@@ -108,9 +110,9 @@ class JobStore:
                 "created_at": now,
             },
         )
-        pipe.hset(job_key(job_id, ":inputs"), mapping=dict(outputs))
+        pipe.hset(job_key(job_id, ":inputs"), mapping=hash_fields(outputs))
         if entries:
-            pipe.hset(job_key(job_id, ":entries"), mapping=dict(entries))
+            pipe.hset(job_key(job_id, ":entries"), mapping=hash_fields(entries))
         pipe.set(user_key(user_hash), job_id)
         pipe.zadd(ACTIVE_INDEX, {job_id: now + self.deadline_s})
         pipe.zadd(CREATED_INDEX, {job_id: now})
@@ -149,8 +151,7 @@ class JobStore:
         return found
 
     def job_for_user(self, user_hash: str) -> str | None:
-        job_id: str | None = self.client.get(user_key(user_hash))
-        return job_id
+        return cast(str | None, self.client.get(user_key(user_hash)))
 
     def transition(self, job_id: str, to: JobState, allowed: Iterable[JobState], **fields: object) -> bool:
         """Move to `to` only from one of `allowed`, setting `fields` too; False if the state was elsewhere.
@@ -192,12 +193,10 @@ class JobStore:
         self.client.zrem(EXPIRY_INDEX, user_hash)
 
     def due_for_expiry(self, now: float) -> list[str]:
-        due: list[str] = self.client.zrangebyscore(EXPIRY_INDEX, "-inf", now)
-        return due
+        return cast(list[str], self.client.zrangebyscore(EXPIRY_INDEX, "-inf", now))
 
     def overdue_jobs(self, now: float) -> list[str]:
-        overdue: list[str] = self.client.zrangebyscore(ACTIVE_INDEX, "-inf", now)
-        return overdue
+        return cast(list[str], self.client.zrangebyscore(ACTIVE_INDEX, "-inf", now))
 
     def postpone_deadline(self, job_id: str, until: float) -> None:
         """Push an overdue job's deadline so the sweeper re-drives it once per `until`, not every sweep."""

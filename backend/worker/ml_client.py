@@ -108,7 +108,7 @@ class MLClient:
 
     def retry_window(self) -> float:
         """Seconds the retries of one image span (backoff doubling from `backoff`, +-20 %)."""
-        return self.backoff * (2**self.retries - 1)
+        return self.backoff * ((1 << self.retries) - 1)
 
     def service_down(self) -> bool:
         """Whether an earlier call gave up less than a retry window ago (no success since)."""

@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 from celery import Celery
 from prometheus_client.parser import text_string_to_metric_families
-from stack_harness import PY, ROOT, Stack, free_port, wait_for
+from stack_harness import Stack, free_port, wait_for
 from test_pipeline_e2e import truncated_png, zip_of
 
 from scripts import processes
+from scripts.processes import PY, ROOT
 
 pytestmark = pytest.mark.e2e
 

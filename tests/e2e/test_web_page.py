@@ -1,6 +1,7 @@
 """The analysts' page at `/` in a real headless Chromium (Playwright), against the session's real stack.
 
-Skipped, with the reason, where Playwright or Debian's chromium is missing; never `playwright install`.
+Skipped, with the reason, where Playwright or Debian's chromium is missing; never `playwright install`. In CI
+(CI=true) a missing browser fails the tests instead: .ci/run installs Debian's chromium first.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import shutil
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import httpx
 import numpy as np
@@ -74,14 +75,21 @@ def drop(page: Page, name: str, data: bytes) -> None:
     page.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer})
 
 
+def unavailable(reason: str) -> NoReturn:
+    """Skip the browser tests where the browser is missing, but fail in CI: they must run there."""
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        pytest.fail(f"{reason} (CI: .ci/run installs it)")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("Playwright is not installed: pip install -r requirements-dev.txt")
+        unavailable("Playwright is not installed: pip install -r requirements-dev.txt")
     if not CHROMIUM.is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM}: on Debian/Ubuntu, apt-get install -y chromium")
+        unavailable(f"no Chromium at {CHROMIUM}: on Debian/Ubuntu, apt-get install -y chromium")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
