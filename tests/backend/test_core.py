@@ -17,17 +17,17 @@ def test_environment_wins_over_dotenv(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.delenv("ARCHIVE_TTL_SECONDS", raising=False)
     monkeypatch.delenv("REDIS_URL", raising=False)
     monkeypatch.delenv("EMBEDDED_REDIS_PORT", raising=False)
-    config = Settings(_env_file=dotenv)  # type: ignore[call-arg]
+    config = Settings(_env_file=dotenv)
     assert (config.ARCHIVE_TTL_SECONDS, config.MAX_IMAGES) == (42, 9)
     assert config.REDIS_URL is None and config.redis_url == "redis://127.0.0.1:6399/0"
     monkeypatch.setenv("REDIS_URL", "redis://elsewhere:1/2")
-    assert Settings(_env_file=dotenv).redis_url == "redis://elsewhere:1/2"  # type: ignore[call-arg]
+    assert Settings(_env_file=dotenv).redis_url == "redis://elsewhere:1/2"
 
 
 def test_invalid_settings_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARCHIVE_TTL_SECONDS", "0")
     with pytest.raises(ValueError, match="ARCHIVE_TTL_SECONDS"):
-        Settings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)
 
 
 def capture(formatter: logging.Formatter, caplog: pytest.LogCaptureFixture) -> str:

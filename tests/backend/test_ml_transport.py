@@ -67,7 +67,7 @@ def test_a_multipart_post_and_its_answer_go_through_one_kept_alive_connection(se
             path, kind, size = response.text.split()
             assert (path, kind) == ("/segment/batch?overlay=true", "multipart/form-data")
             assert int(size) > 10  # the file inside its multipart framing
-        pool = c._transport._pool  # type: ignore[attr-defined]
+        pool = c._transport._pool
         assert pool.num_connections == 1
 
 

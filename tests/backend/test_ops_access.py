@@ -18,7 +18,7 @@ def request_from(host: str, authorization: str | None = None) -> Request:
 
 
 def settings(token: str = "") -> Settings:
-    return Settings(_env_file=None, OPS_TOKEN=token)  # type: ignore[call-arg]
+    return Settings(_env_file=None, OPS_TOKEN=token)
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])

@@ -46,7 +46,7 @@ def test_a_failed_write_leaves_no_part_and_no_temporary_file(tmp_path: Path) -> 
 
     path = tmp_path / "p.zip"
     with pytest.raises(OSError, match="disk full"):
-        parts.write_part(path, items())  # type: ignore[arg-type]
+        parts.write_part(path, items())
     assert list(tmp_path.iterdir()) == []
 
 

@@ -344,7 +344,7 @@ def test_images_are_segmented_from_upload_zip_with_nothing_extracted(
     def spy_open(path: Path, *args: object, **kwargs: object) -> object:
         if path == folder.upload:
             opened.append(path)
-        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+        return real_open(path, *args, **kwargs)
 
     def segment_batch(images: list[tuple[str, bytes]]) -> list[Segmentation]:
         sent.update(images)
