@@ -1,8 +1,8 @@
 """Stored (uncompressed) zips of PNGs, built and read in memory with ISA-L's CRC-32.
 
 The ML service answers a batch as a stored zip, and the worker keeps the PNGs of a request as a stored zip
-(backend.parts). zipfile computes every CRC with zlib's crc32, ~12 us per 64 kB tile PNG and four of them
-per PNG on its way (encoding, answer, check, part); ISA-L's is ten times faster, and a stored zip needs
+(backend.storage.parts). zipfile computes every CRC with zlib's crc32, ~12 us per 64 kB tile PNG and four
+of them per PNG on its way (encoding, answer, check, part); ISA-L's is ten times faster, and a stored zip needs
 nothing else from zipfile but its headers. Archives that would need ZIP64, or entries stored any other
 way, go through zipfile as before.
 """
@@ -105,4 +105,4 @@ def _data_offset(view: memoryview, info: zipfile.ZipInfo) -> int:
     if len(header) != _LOCAL.size or header[:4] != _LOCAL_SIGNATURE:
         raise zipfile.BadZipFile(f"{info.filename}: no local header at offset {info.header_offset}")
     *_, name_length, extra_length = _LOCAL.unpack(header)
-    return info.header_offset + _LOCAL.size + name_length + extra_length
+    return info.header_offset + _LOCAL.size + int(name_length) + int(extra_length)

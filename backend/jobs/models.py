@@ -49,4 +49,6 @@ class ImageResult(BaseModel):
     height: int | None = None
     oil_pixels: int | None = None
     oil_fraction: float | None = None
+    scale: str | None = Field(None, description="How the numbers were read: grey, amplitude, power or db.")
+    valid_fraction: float | None = Field(None, description="Share of pixels holding data (not nodata).")
     error: str | None = None

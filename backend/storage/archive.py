@@ -37,6 +37,8 @@ CSV_COLUMNS = (
     "height",
     "oil_pixels",
     "oil_fraction",
+    "scale",
+    "valid_fraction",
     "status",
     "error",
     "job_id",

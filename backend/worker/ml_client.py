@@ -59,6 +59,8 @@ class Segmentation(BaseModel):
     oil_fraction: float
     model_version: str | None
     oil_pixels: int | None = None  # the service's count; None if it did not send one
+    scale: str | None = None  # how the service read the numbers (grey, amplitude, power, db)
+    valid_fraction: float | None = None  # share of pixels holding data (the rest was nodata)
 
 
 class MLClient:
@@ -153,6 +155,8 @@ class MLClient:
                         oil_fraction=item.oil_fraction if item.oil_fraction is not None else float("nan"),
                         model_version=result.model_version,
                         oil_pixels=item.oil_pixels,
+                        scale=item.scale,
+                        valid_fraction=item.valid_fraction,
                     )
                 )
             return outcomes

@@ -261,7 +261,9 @@ def _check(
     """The service's PNGs checked against the input's size: the image's result and the files to store."""
     oil = image_checks.check_mask(segmentation.mask_png, size, segmentation.oil_pixels)
     image_checks.check_png(segmentation.overlay_png, size, "P", "overlay")
-    result = _ok(name, output, (size[1], size[0]), oil)
+    result = _ok(name, output, (size[1], size[0]), oil).model_copy(
+        update={"scale": segmentation.scale, "valid_fraction": segmentation.valid_fraction}
+    )
     return result, parts.Outputs(output, segmentation.mask_png, segmentation.overlay_png)
 
 
