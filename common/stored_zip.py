@@ -2,8 +2,8 @@
 
 The ML service answers a batch as a stored zip, and the worker keeps the PNGs of a request as a stored zip
 (backend.storage.parts). zipfile computes every CRC with zlib's crc32, ~12 us per 64 kB tile PNG and four
-of them per PNG on its way (encoding, answer, check, part); ISA-L's is ten times faster, and a stored zip needs
-nothing else from zipfile but its headers. Archives that would need ZIP64, or entries stored any other
+of them per PNG on its way (encoding, answer, check, part); ISA-L's is ten times faster, and a stored zip
+needs nothing else from zipfile but its headers. Archives that would need ZIP64, or entries stored any other
 way, go through zipfile as before.
 """
 
