@@ -18,6 +18,10 @@ MODEL_VERSION_HEADER = "X-Model-Version"
 MASK_ENTRY = "mask.png"
 OVERLAY_ENTRY = "overlay.png"
 RESULTS_ENTRY = "results.json"
+# With geo=true, every image that worked also has `<index>/slicks.geojson` (its slicks: lon/lat when the input
+# is georeferenced, else pixel coordinates), and a georeferenced one `<index>/mask.tif` (a COG mask).
+SLICKS_ENTRY = "slicks.geojson"
+GEO_MASK_ENTRY = "mask.tif"
 
 
 def mask_entry(index: int) -> str:
@@ -26,6 +30,29 @@ def mask_entry(index: int) -> str:
 
 def overlay_entry(index: int) -> str:
     return f"{index}/{OVERLAY_ENTRY}"
+
+
+def slicks_entry(index: int) -> str:
+    return f"{index}/{SLICKS_ENTRY}"
+
+
+def geo_mask_entry(index: int) -> str:
+    return f"{index}/{GEO_MASK_ENTRY}"
+
+
+class GeoInfo(BaseModel):
+    """Where an image lies and what was found in it (a batch item's `geo`, with geo=true)."""
+
+    georeferenced: bool
+    reason: str | None = None  # why not, when not ("no georeferencing in the file", "unusable CRS ...")
+    crs: str | None = None  # "EPSG:32639", or the CRS's WKT when it has no EPSG code
+    georeferencing: Literal["affine", "gcps"] | None = None
+    bounds: list[float] | None = None  # lon/lat [west, south, east, north] of the footprint
+    pixel_size_m: list[float] | None = None  # [along a row, along a column] at the image centre
+    acquired: str | None = None  # ISO 8601 UTC, from the file's tags
+    slicks: int = 0  # slicks kept (above the minimum area, at sea)
+    slicks_on_land: int = 0  # slicks dropped by the land mask
+    oil_km2: float | None = None  # geodesic area of the kept slicks; None when not georeferenced
 
 
 class ErrorDetail(BaseModel):
@@ -46,6 +73,7 @@ class BatchItem(BaseModel):
     oil_pixels: int | None = None  # counted before encoding, so the caller needs not decode the mask
     valid_fraction: float | None = None  # share of pixels holding data (the rest is nodata: never oil)
     scale: str | None = None  # how the numbers were read (ml.radiometry.Scale): grey, amplitude, power, db
+    geo: GeoInfo | None = None  # with geo=true
     status_code: int | None = None  # the 4xx that POST /segment would have answered for this image alone
     detail: str | None = None
 
