@@ -22,6 +22,6 @@ Typical use (what the ML service does per image)::
     collection = feature_collection(
         slicks, image=name, georeferenced=raster.georeferenced, acquired=raster.acquired
     )
-    report = raster.georef.summary() if raster.georef else {"georeferenced": False, "reason": raster.georef_reason}
+    about = raster.georef.summary() if raster.georef else {"georeferenced": False}
     cog_bytes = write_mask_cog(mask, raster.valid, raster.georef)
 """

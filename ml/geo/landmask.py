@@ -67,8 +67,10 @@ def sample_points(polygon: Polygon, samples: int = DEFAULT_SAMPLES) -> np.ndarra
     """Up to `samples` points (N x 2) inside the polygon: a regular grid over its bounds, kept inside."""
     minx, miny, maxx, maxy = polygon.bounds
     side = max(2, int(np.ceil(np.sqrt(samples * 2))))  # a slick fills about half its box or less
-    xs, ys = np.meshgrid(np.linspace(minx, maxx, side + 2)[1:-1], np.linspace(miny, maxy, side + 2)[1:-1])
-    xs, ys = xs.ravel(), ys.ravel()
+    grid_x, grid_y = np.meshgrid(
+        np.linspace(minx, maxx, side + 2)[1:-1], np.linspace(miny, maxy, side + 2)[1:-1]
+    )
+    xs, ys = grid_x.ravel(), grid_y.ravel()
     inside = shapely.contains_xy(polygon, xs, ys)
     points = np.column_stack([xs[inside], ys[inside]])
     if len(points) > samples:

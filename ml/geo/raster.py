@@ -25,6 +25,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 import numpy as np
 import rasterio
@@ -132,7 +133,7 @@ def scan_tiff(data: bytes, *, max_ifds: int = DEFAULT_MAX_IFDS) -> TiffLayout:
         entry_dtype = np.dtype(
             [("tag", bo + "u2"), ("type", bo + "u2"), ("count", bo + "u4"), ("value", "V4")]
         )
-    order = "little" if little else "big"
+    order: Literal["little", "big"] = "little" if little else "big"
     seen: set[int] = set()
     ifd_count = 0
     first: np.ndarray | None = None
@@ -164,7 +165,7 @@ def scan_tiff(data: bytes, *, max_ifds: int = DEFAULT_MAX_IFDS) -> TiffLayout:
     return TiffLayout(bigtiff, little, ifd_count, width, height, samples)
 
 
-def _inline_int(entries: np.ndarray, tag: int, order: str) -> int | None:
+def _inline_int(entries: np.ndarray, tag: int, order: Literal["little", "big"]) -> int | None:
     """An IFD entry's first value when it is an inline SHORT (3), LONG (4) or LONG8 (16)."""
     hits = entries[entries["tag"] == tag]
     if len(hits) == 0 or int(hits[0]["count"]) < 1:

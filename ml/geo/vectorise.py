@@ -12,15 +12,15 @@
    median and max model probability over them, and `touches_nodata`: some 8-neighbour of a slick pixel is
    nodata or lies outside the image. Either way the slick may go on where the scene shows nothing, so its
    area is a lower bound.
-4. The outline (`smooth_outline`): the staircase's corners are cut at the midpoints of its edges (the
-   midpoints of a rasterised straight edge lie on that edge), then Douglas-Peucker at `simplify_px` (default
-   0.5 px) drops the collinear points. A staircase's perimeter is up to 27 % too long on diagonals; the
-   outline's is within ~1 % of the true shape's, with tens of vertices instead of thousands, none more than ~1
-   px from the true edge.
+4. The outline (`smooth_outline`): corners next to a one-pixel step are cut at the midpoints of their edges
+   (the midpoints of a rasterised straight edge's runs and steps lie on that edge), corners between two
+   longer edges (a rectangle's) are kept, then Douglas-Peucker at `simplify_px` (default 0.5 px) drops the
+   collinear points. A staircase's perimeter is up to 27 % too long on diagonals; the outline's is within ~1 %
+   of the true shape's, with tens of vertices instead of thousands, none more than ~1 px from the true edge.
 5. Mapping to lon/lat (`to_lonlat`): edges are first cut to `densify_px` (default 8 px) so that GCP warping
    and projection curvature are followed, then every vertex goes through the `Georef`.
 6. `area_km2` is the geodesic area (WGS 84, `pyproj.Geod.geometry_area_perimeter`) of the oil pixels
-   themselves (the exact staircase, mapped), so that a small slick is not shrunk by corner cutting;
+   themselves (the exact staircase, mapped), so that corner cutting does not shrink a small slick;
    `perimeter_km` is the geodesic perimeter of the outline; `length_km`/`width_km` are the sides of the
    outline's oriented minimum bounding rectangle (shapely `minimum_rotated_rectangle`, found in a local
    equirectangular plane around the slick, its corners measured geodesically); the centroid is the outline's,
@@ -198,27 +198,41 @@ def member_pixels(polygon: Polygon, box: tuple[int, int, int, int]) -> np.ndarra
     out = rasterize(
         [(polygon, 1)], out_shape=(r1 - r0, c1 - c0), transform=Affine.translation(c0, r0), dtype="uint8"
     )
-    return out.astype(bool)
+    return np.asarray(out, dtype=bool)
 
 
 def smooth_outline(polygon: Polygon, simplify_px: float = 0.5) -> Polygon:
-    """The pixel staircase as straight edges: rings through the midpoints of its edges, then Douglas-Peucker.
+    """The pixel staircase as straight edges: steps cut at their edges' midpoints, then Douglas-Peucker.
 
-    The midpoints of a digital straight line's runs lie on the line itself, so cutting the staircase's corners
-    there recovers the edge that was rasterised; simplifying then drops the collinear points. Falls back to
-    the simplified staircase in the rare case that corner cutting makes two rings cross (one-pixel walls).
+    A rasterised straight edge is a digital line: runs in its main direction, one-pixel steps in the other,
+    and the midpoints of its runs and steps lie on the line itself. So each corner next to a one-pixel edge is
+    replaced by the midpoints of its two edges, and simplifying at `simplify_px` then drops the collinear
+    points. A corner between two longer edges is a true corner (a rectangle's) and is kept. Falls back to the
+    simplified staircase in the rare case that cutting makes two rings cross (one-pixel walls).
     """
     exact = polygon.simplify(0.0)
-
-    def cut(coords: Any) -> np.ndarray:
-        xy = np.asarray(coords)[:-1, :2]
-        mid = (xy + np.roll(xy, -1, axis=0)) / 2.0
-        return np.vstack([mid, mid[:1]])
-
-    cut_polygon = Polygon(cut(exact.exterior.coords), [cut(h.coords) for h in exact.interiors])
+    cut_polygon = Polygon(_cut_ring(exact.exterior.coords), [_cut_ring(h.coords) for h in exact.interiors])
     if not cut_polygon.is_valid:
         cut_polygon = exact
     return cut_polygon.simplify(simplify_px, preserve_topology=True) if simplify_px > 0 else cut_polygon
+
+
+def _cut_ring(coords: Any) -> np.ndarray:
+    """A closed ring whose corners next to an edge of at most one pixel are cut at the edges' midpoints."""
+    xy = np.asarray(coords)[:-1, :2]
+    after = np.roll(xy, -1, axis=0)  # edge i runs from vertex i to vertex i + 1
+    length = np.hypot(*(after - xy).T)
+    kept = (length > 1.0 + 1e-9) & (np.roll(length, 1) > 1.0 + 1e-9)  # vertex i: edges i - 1 and i long
+    mid = (xy + after) / 2.0
+    start = np.where(kept[:, None], xy, mid)
+    end = np.where(np.roll(kept, -1)[:, None], after, mid)
+    points = np.stack([start, end], axis=1).reshape(-1, 2)
+    keep = np.ones(len(points), dtype=bool)
+    keep[1:] = np.any(np.abs(np.diff(points, axis=0)) > 1e-9, axis=1)
+    points = points[keep]
+    if np.allclose(points[0], points[-1]):
+        points = points[:-1]
+    return np.vstack([points, points[:1]])
 
 
 def to_lonlat(polygon: Polygon, georef: Georef, densify_px: float = 8.0) -> Polygon:
