@@ -75,6 +75,14 @@ class Georef:
         """'EPSG:32639' when the CRS has a code, else the CRS's own name (for reports)."""
         return f"EPSG:{self.epsg}" if self.epsg is not None else CRS.from_wkt(self.crs_wkt).name
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the fields only: the cached PROJ and GDAL transformers are rebuilt on first use."""
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+
     @cached_property
     def _to_lonlat(self) -> Transformer:
         return Transformer.from_crs(CRS.from_wkt(self.crs_wkt), _LONLAT, always_xy=True)

@@ -55,6 +55,13 @@ def default_landmask() -> LandMask:
         return _landmask
 
 
+def release_default_landmask() -> None:
+    """Forget the cached land mask (its ~1.1 GB goes when nothing else holds it); the next use reloads it."""
+    global _landmask
+    with _lock:
+        _landmask = None
+
+
 def on_land(lon: np.ndarray, lat: np.ndarray, landmask: LandMask | None = None) -> np.ndarray:
     """Boolean array: which (lon, lat) points are on land. Longitudes are wrapped to [-180, 180)."""
     mask = landmask if landmask is not None else default_landmask()

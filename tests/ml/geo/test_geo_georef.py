@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Callable
 from typing import Any
 
@@ -113,3 +114,13 @@ def test_summary_for_reports() -> None:
 def test_a_georef_has_exactly_one_kind(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         Georef(10, 10, LONLAT, 4326, **kwargs)
+
+
+@pytest.mark.parametrize("make", [utm_georef, gcp_georef])
+def test_pickles_after_use(make: Callable[[], Georef]) -> None:
+    """A Georef that has mapped points (and cached its transformers) still pickles, e.g. for Celery."""
+    georef = make()
+    before = georef.pixel_to_lonlat(np.array([10.0]), np.array([20.0]))
+    again = pickle.loads(pickle.dumps(georef))
+    assert again == georef
+    np.testing.assert_allclose(again.pixel_to_lonlat(np.array([10.0]), np.array([20.0])), before)

@@ -171,3 +171,11 @@ def test_too_few_gcps_are_not_georeferenced() -> None:
         and raster.georef_reason is not None
         and "ground control points" in raster.georef_reason
     )
+
+
+def test_absurd_tile_size_is_400_not_a_crash() -> None:
+    entries = [e for e in strip_entries(64, 64) if e[0] not in (273, 278, 279)]
+    entries += [(322, LONG, [2**31 - 16]), (323, LONG, [2**31 - 16]), (324, LONG, [8]), (325, LONG, [16])]
+    with pytest.raises(ImageError) as excinfo:
+        read_geotiff(classic_tiff(entries, pixel_data=b"\x00" * 16))
+    assert excinfo.value.status_code in (400, 413)
