@@ -53,6 +53,7 @@ SAFE_GDAL_OPTIONS: dict[str, str] = {
     "GDAL_NUM_THREADS": "1",  # the worker pool sets the parallelism, not GDAL
 }
 
+_MIN_BLOCK_LIMIT = 1024 * 1024  # a small image may still have ordinary 512 x 512 tiles
 _TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _TAG_WIDTH, _TAG_HEIGHT, _TAG_SAMPLES, _TAG_SUBIFDS = 256, 257, 277, 330
 _VV = re.compile(r"(?<![a-z])vv(?![a-z])", re.IGNORECASE)
@@ -216,6 +217,10 @@ def _read(src: DatasetReader, *, max_pixels: int, max_bands: int) -> GeoRaster:
     if src.count < 1:
         raise ImageError(400, "GeoTIFF has no raster band")
     index = choose_band(src)
+    block_h, block_w = src.block_shapes[index - 1]
+    if block_h * block_w > max(src.width * src.height, _MIN_BLOCK_LIMIT):
+        # GDAL allocates a whole block to decode it: a 64 x 64 image may declare 2^31-pixel tiles.
+        raise ImageError(413, f"tiles or strips of {block_w}x{block_h} pixels are larger than the image")
     band = src.read(index)
     nodata = src.nodatavals[index - 1]
     valid: np.ndarray | None = None
@@ -287,6 +292,10 @@ def parse_time(value: str) -> str | None:
     return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
 
-def _gdal_message(exc: Exception) -> str:
-    """GDAL's message without the /vsimem/ path, which means nothing to the client."""
-    return re.sub(r"'?/vsimem/[^\s']*'?\s*", "", str(exc)).strip() or type(exc).__name__
+def _gdal_message(exc: BaseException) -> str:
+    """GDAL's innermost message (rasterio chains "see previous exception"), without paths of GDAL's own."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = re.sub(r"'?/vsimem/[^\s']*'?\s*", "", str(exc))
+    text = re.sub(r"/project/[^\s,]*,\s*\d+:\s*", "", text)  # GDAL's source file and line
+    return text.strip() or type(exc).__name__
