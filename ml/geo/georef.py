@@ -10,7 +10,10 @@ Two kinds of georeferencing, exactly one per `Georef`:
 - GCPs (`gcps`, (col, row, x, y, z) tuples in `crs`), as Sentinel-1 GRD measurement TIFFs carry (a grid of a
   few hundred, in EPSG:4326) with an identity geotransform that must never be read as a georeference. Mapped
   through GDAL's GCP transformer (`rasterio.transform.GCPTransformer`): a least-squares polynomial whose order
-  GDAL picks from the number of GCPs (not thin-plate spline: smooth, and it does not ring between noisy GCPs).
+  GDAL picks from the number of GCPs (2nd order from 10 GCPs: smooth, no ringing between noisy GCPs). When
+  that polynomial misses a GCP by more than `GCP_POLYNOMIAL_TOLERANCE_PX` (a whole GRD scene, ~250 km, bends
+  more than a quadratic), a thin-plate spline through the GCPs is used instead: exact at every GCP, and a
+  GRD's GCPs are computed from the orbit, not picked by hand, so they are not noisy (`gcp_method` tells).
 
 `georef_from_dataset` builds one from an open rasterio dataset, or returns None with the reason (no
 georeferencing, a transform without CRS, a CRS PROJ cannot take to lon/lat, too few GCPs) instead of raising,
@@ -32,8 +35,10 @@ import numpy as np
 from affine import Affine
 from pyproj import CRS, Geod, Transformer
 from pyproj.exceptions import CRSError, ProjError
+from rasterio._err import CPLE_BaseError
 from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS as RioCRS
+from rasterio.errors import RasterioError
 from rasterio.io import DatasetReader
 from rasterio.transform import GCPTransformer
 from shapely.geometry import Polygon
@@ -41,6 +46,7 @@ from shapely.geometry import Polygon
 GEOD = Geod(ellps="WGS84")
 _LONLAT = CRS.from_epsg(4326)
 MIN_GCPS = 3
+GCP_POLYNOMIAL_TOLERANCE_PX = 0.25
 
 Gcp = tuple[float, float, float, float, float]
 """One ground control point: (col, row, x, y, z), pixel position and its coordinates in the Georef's CRS."""
@@ -88,9 +94,18 @@ class Georef:
         return Transformer.from_crs(CRS.from_wkt(self.crs_wkt), _LONLAT, always_xy=True)
 
     @cached_property
-    def _gcp_transformer(self) -> GCPTransformer:
-        points = [GroundControlPoint(row=r, col=c, x=x, y=y, z=z) for c, r, x, y, z in self.gcps]
-        return GCPTransformer(points)
+    def _gcp(self) -> tuple[GCPTransformer, str]:
+        points = self.rasterio_gcps()
+        polynomial = GCPTransformer(points)
+        if _residual_px(polynomial, self.gcps) <= GCP_POLYNOMIAL_TOLERANCE_PX:
+            return polynomial, "polynomial"
+        polynomial.close()
+        return GCPTransformer(points, tps=True), "tps"
+
+    @property
+    def gcp_method(self) -> str | None:
+        """'polynomial' or 'tps' (thin-plate spline) for GCPs, None for an affine transform."""
+        return self._gcp[1] if self.gcps else None
 
     def pixel_to_crs(self, cols: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Continuous pixel (col, row) arrays -> x, y arrays in `crs`."""
@@ -99,7 +114,7 @@ class Georef:
         if self.transform is not None:
             a, b, c, d, e, f = self.transform
             return a * cols + b * rows + c, d * cols + e * rows + f
-        xs, ys = self._gcp_transformer.xy(rows.ravel(), cols.ravel(), offset="ul")
+        xs, ys = self._gcp[0].xy(rows.ravel(), cols.ravel(), offset="ul")
         return np.asarray(xs, np.float64).reshape(cols.shape), np.asarray(ys, np.float64).reshape(cols.shape)
 
     def pixel_to_lonlat(self, cols: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -233,11 +248,24 @@ def georef_from_dataset(src: DatasetReader) -> tuple[Georef | None, str | None]:
     return _checked(candidate)
 
 
+def _residual_px(transformer: GCPTransformer, gcps: tuple[Gcp, ...]) -> float:
+    """Largest miss of the transformer at its own GCPs, in pixels (at the pixel size near the first GCP)."""
+    cols = np.array([g[0] for g in gcps])
+    rows = np.array([g[1] for g in gcps])
+    xs, ys = transformer.xy(rows, cols, offset="ul")
+    miss = np.hypot(np.asarray(xs) - [g[2] for g in gcps], np.asarray(ys) - [g[3] for g in gcps])
+    (x0, x1, x2), (y0, y1, y2) = transformer.xy(
+        np.array([rows[0], rows[0], rows[0] + 1.0]), np.array([cols[0], cols[0] + 1.0, cols[0]]), offset="ul"
+    )
+    pixel = min(float(np.hypot(x1 - x0, y1 - y0)), float(np.hypot(x2 - x0, y2 - y0)))
+    return float(miss.max()) / pixel if pixel > 0 else float("inf")
+
+
 def _checked(georef: Georef) -> tuple[Georef | None, str | None]:
     """Refuse a georeference whose footprint does not map to finite lon/lat inside the valid range."""
     try:
         lon, lat = georef.footprint(points_per_side=4).exterior.xy
-    except (ProjError, ValueError, RuntimeError) as exc:
+    except (ProjError, ValueError, RuntimeError, RasterioError, CPLE_BaseError) as exc:
         return None, f"pixels cannot be mapped to lon/lat: {exc}"
     lon_a, lat_a = np.asarray(lon), np.asarray(lat)
     if not (np.isfinite(lon_a).all() and np.isfinite(lat_a).all()):

@@ -124,3 +124,25 @@ def test_pickles_after_use(make: Callable[[], Georef]) -> None:
     again = pickle.loads(pickle.dumps(georef))
     assert again == georef
     np.testing.assert_allclose(again.pixel_to_lonlat(np.array([10.0]), np.array([20.0])), before)
+
+
+def test_a_scene_that_bends_more_than_a_quadratic_gets_a_thin_plate_spline() -> None:
+    def bent(cols: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return 51.0 + 1e-4 * cols + 2e-3 * np.sin(cols / 300.0), 27.5 - 1e-4 * rows + 1e-3 * np.cos(
+            rows / 200.0
+        )
+
+    cols, rows = np.meshgrid(np.linspace(0, 2000, 21), np.linspace(0, 1500, 16))
+    lon, lat = bent(cols.ravel(), rows.ravel())
+    gcps = tuple(zip(cols.ravel(), rows.ravel(), lon, lat, np.zeros(lon.size), strict=True))
+    georef = Georef(2000, 1500, LONLAT, 4326, gcps=gcps)
+    assert (
+        georef.gcp_method == "tps"
+        and gcp_georef().gcp_method == "polynomial"
+        and utm_georef().gcp_method is None
+    )
+    test_c, test_r = np.array([150.0, 1234.5, 1999.0]), np.array([75.0, 777.7, 1400.0])
+    got_lon, got_lat = georef.pixel_to_lonlat(test_c, test_r)
+    ex_lon, ex_lat = bent(test_c, test_r)
+    np.testing.assert_allclose(got_lon, ex_lon, atol=1e-5)  # ~1 m, a tenth of a pixel
+    np.testing.assert_allclose(got_lat, ex_lat, atol=1e-5)

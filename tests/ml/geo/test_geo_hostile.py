@@ -179,3 +179,10 @@ def test_absurd_tile_size_is_400_not_a_crash() -> None:
     with pytest.raises(ImageError) as excinfo:
         read_geotiff(classic_tiff(entries, pixel_data=b"\x00" * 16))
     assert excinfo.value.status_code == 413 and "larger than the image" in excinfo.value.detail
+
+
+def test_collinear_gcps_are_not_georeferenced() -> None:
+    GCP = rasterio.control.GroundControlPoint
+    line = [GCP(row=i, col=i, x=51.0 + i * 1e-4, y=27.0 - i * 1e-4) for i in range(5)]
+    raster = read_geotiff(geotiff_bytes(np.zeros((8, 8), np.uint8), gcps=line))
+    assert raster.georef is None and raster.georef_reason
