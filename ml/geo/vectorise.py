@@ -31,9 +31,10 @@ Slicks with fewer than `min_pixels` pixels, or (georeferenced) less than `min_ar
 are sorted by area, largest first, with ids 1..n.
 
 Speed (measured on 2 busy cores): a 10,000 x 10,000 mask with four slicks (3,000 to 1.4 million pixels)
-vectorises in ~0.5 s without georeferencing, ~0.7 s with UTM, ~1.1 s with GCPs; GDAL's polygonise is linear
-in the oil's bounding box, the per-slick work in the slick's. A speckled 4,000 x 4,000 mask (1 % noise,
-157,000 specks) takes ~3.5 s to polygonise; measuring costs ~0.2 ms a region, hence `max_slicks`.
+vectorises in 0.5-1 s, georeferenced or not (UTM, GCP polynomial or thin-plate spline alike); GDAL's
+polygonise is linear in the oil's bounding box, the per-slick work in the slick's. A speckled 4,000 x 4,000
+mask (1 % noise, 157,000 specks) takes ~3.5 s to polygonise; measuring costs ~0.2 ms a region, hence
+`max_slicks`.
 """
 
 from __future__ import annotations
