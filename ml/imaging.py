@@ -1,40 +1,41 @@
 """Decode uploaded image bytes into the model's input, refusing bad input with an HTTP-style status.
 
-The pixels keep their own type (8/16-bit integers, 32-bit floats) until ml.radiometry converts them; a
-TIFF's GDAL_NODATA tag names its nodata value and a GDAL_METADATA item `scale` may force how its numbers
-are read. An alpha channel marks transparent pixels as nodata.
+TIFFs (GeoTIFF, COG, Sentinel-1 measurement files) are read by GDAL through ml.geo.raster, safely (GTiff
+driver only, limits checked from the TIFF structure first), with their georeferencing, nodata and acquisition
+time; PNG and JPEG by Pillow, whose header is parsed and the declared pixel count checked before any pixel
+is decoded, so a small file that declares a gigantic canvas never allocates its buffer. The pixels keep their
+own type (8/16-bit integers, 32-bit floats) until ml.radiometry converts them; an alpha channel marks
+transparent pixels as nodata, and a GeoTIFF's metadata item `scale` may force how its numbers are read.
 
 Pure (no FastAPI): the service maps `ImageError` to a JSON error, the evaluation CLI lets it propagate.
-The declared pixel count is checked after Pillow has parsed the header and before any pixel is decoded,
-so a small file that declares a gigantic canvas (a decompression bomb) never allocates its buffer.
 """
 
 from __future__ import annotations
 
 import io
-import re
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ml.geo.georef import Georef
+from ml.geo.raster import looks_like_tiff, read_geotiff
+from ml.image_errors import DEFAULT_MAX_PIXELS, ImageError
 from ml.radiometry import ModelInput, Scale, convert
 
-DEFAULT_MAX_PIXELS = 400_000_000
-GDAL_METADATA_TAG = 42112
-GDAL_NODATA_TAG = 42113
-_SCALE_ITEM = re.compile(r'<Item name="scale"[^>]*>\s*([A-Za-z]+)\s*</Item>', re.IGNORECASE)
 # Pillow modes whose pixels are numbers of another type than uint8 (kept as they are for ml.radiometry).
 _NUMERIC_MODES = {"I;16": np.uint16, "I;16L": np.uint16, "I;16B": np.uint16, "I;16S": np.int16, "I": np.int32}
 
 
-class ImageError(Exception):
-    """An upload that cannot be segmented; `status_code` says which 4xx the client gets."""
+@dataclass(frozen=True)
+class Decoded:
+    """An upload ready for the model, and where it lies on Earth when its file says so."""
 
-    def __init__(self, status_code: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status_code = status_code
-        self.detail = detail
+    image: ModelInput
+    georef: Georef | None = None
+    georef_reason: str | None = None  # why `georef` is None
+    acquired: str | None = None  # ISO 8601 UTC, from the file's tags
 
 
 def configure_pixel_limit(max_pixels: int) -> None:
@@ -70,32 +71,30 @@ def pixel_band(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     return rgb[:, :, 0].copy(), None if alpha is None or alpha.all() else alpha
 
 
-def tiff_hints(image: Image.Image) -> tuple[float | None, Scale | None]:
-    """The nodata value (GDAL_NODATA) and a forced scale (GDAL_METADATA `scale` item) of a TIFF, if any."""
-    tags = getattr(image, "tag_v2", None)
-    if tags is None:
-        return None, None
-    nodata: float | None = None
-    raw = tags.get(GDAL_NODATA_TAG)
-    if raw is not None:
-        try:
-            nodata = float(str(raw).strip().strip("\x00"))
-        except ValueError:
-            nodata = None
-    scale: Scale | None = None
-    match = _SCALE_ITEM.search(str(tags.get(GDAL_METADATA_TAG, "")))
-    if match and match.group(1).lower() in Scale._value2member_map_:
-        scale = Scale(match.group(1).lower())
-    return nodata, scale
+def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, scale: Scale = Scale.AUTO) -> Decoded:
+    """Bytes of a TIFF/GeoTIFF, PNG or JPEG to the model's input (and georeference), or raise ImageError.
 
-
-def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, scale: Scale = Scale.AUTO) -> ModelInput:
-    """Bytes of a PNG/JPEG/TIFF (8/16-bit, float, grey/RGB/RGBA) to the model's input, or raise ImageError.
-
-    `scale` is the service's setting; a TIFF's own `scale` item wins over `auto` only.
+    `scale` is the service's setting; a GeoTIFF's own `scale` metadata item wins over `auto` only.
     """
     if not data:
         raise ImageError(400, "empty file: the upload has no bytes")
+    if looks_like_tiff(data):
+        raster = read_geotiff(data, max_pixels=max_pixels)
+        tagged = {k.lower(): v.strip().lower() for k, v in raster.tags.items()}.get("scale")
+        if scale is Scale.AUTO and tagged in Scale._value2member_map_:
+            scale = Scale(tagged)
+        image = convert(raster.band, scale, raster.nodata, raster.valid)
+        return Decoded(image, raster.georef, raster.georef_reason, raster.acquired)
+    return Decoded(_decode_picture(data, max_pixels, scale), None, "not a GeoTIFF")
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, scale: Scale = Scale.AUTO) -> ModelInput:
+    """The model's input alone (evaluation, benches)."""
+    return decode(data, max_pixels, scale).image
+
+
+def _decode_picture(data: bytes, max_pixels: int, scale: Scale) -> ModelInput:
+    """PNG or JPEG (or any other format Pillow knows) through Pillow."""
     try:
         image = Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -114,7 +113,6 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, scale: Scale
             )
         if width == 0 or height == 0:
             raise ImageError(400, f"image has no pixels ({width}x{height})")
-        nodata, tagged_scale = tiff_hints(image)
         try:
             image.load()
             band, alpha = pixel_band(image)
@@ -126,6 +124,4 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, scale: Scale
             raise ImageError(400, f"truncated or corrupt {image.format} image: {exc}") from exc
     if band.shape != (height, width):
         raise ImageError(400, f"decoded shape {band.shape} does not match declared {width}x{height}")
-    if scale is Scale.AUTO and tagged_scale is not None:
-        scale = tagged_scale
-    return convert(band, scale, nodata, alpha)
+    return convert(band, scale, None, alpha)

@@ -34,7 +34,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import DatasetReader, MemoryFile
 
 from ml.geo.georef import Georef, georef_from_dataset
-from ml.imaging import DEFAULT_MAX_PIXELS, ImageError
+from ml.image_errors import DEFAULT_MAX_PIXELS, ImageError
 
 DEFAULT_MAX_BANDS = 16
 # A COG of a full Sentinel-1 scene holds ~8 IFDs (image, overviews, their masks); multi-page stacks a few

@@ -7,7 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ml.imaging import DEFAULT_MAX_PIXELS
+from ml.geo.products import SlickRules
+from ml.image_errors import DEFAULT_MAX_PIXELS
 from ml.inference import DEFAULT_MODEL_PATH
 from ml.radiometry import Scale
 
@@ -29,6 +30,11 @@ class Settings(BaseSettings):
     # How image numbers are read (ml.radiometry): auto = by pixel type (8-bit grey, integer amplitude,
     # float dB when negative values occur, else linear power); a TIFF's `scale` metadata item wins over auto.
     INPUT_SCALE: Scale = Scale.AUTO
+    # Slicks (geo=true): connected oil regions of at least this area (georeferenced images) or this many
+    # pixels (others); those on land dropped by the GSHHG land mask (~1.1 GB, loaded on first need).
+    MIN_SLICK_KM2: float = Field(default=0.01, ge=0)
+    MIN_SLICK_PIXELS: int = Field(default=16, ge=1)
+    DROP_ON_LAND: bool = True
     TILE_SIZE: int = Field(default=256, ge=32)
     TILE_OVERLAP: int = Field(default=32, ge=0)
     # Tiles per model run (1 and 2 cost the same per tile on single-threaded runners, 4 and more more).
@@ -49,6 +55,10 @@ class Settings(BaseSettings):
     def runners(self) -> int:
         """RUNNERS, at most one per thread (each runner gets THREADS // RUNNERS of them)."""
         return min(self.RUNNERS, self.THREADS)
+
+    @property
+    def slick_rules(self) -> SlickRules:
+        return SlickRules(self.MIN_SLICK_KM2, self.MIN_SLICK_PIXELS, self.DROP_ON_LAND)
 
     @property
     def max_body_bytes(self) -> int:

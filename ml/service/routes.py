@@ -21,13 +21,16 @@ from common.wire import (
     BatchItem,
     BatchResult,
     ErrorDetail,
+    geo_mask_entry,
     mask_entry,
     overlay_entry,
+    slicks_entry,
 )
-from ml.imaging import ImageError, decode_image
-from ml.inference import without_nodata
+from ml.geo.products import geo_products
+from ml.image_errors import ImageError
+from ml.imaging import Decoded, decode
+from ml.inference import to_mask, without_nodata
 from ml.outputs import bundle, bundle_batch, encode_mask_png, encode_overlay_png
-from ml.radiometry import ModelInput
 from ml.service.deps import SegmenterDep, SettingsDep, SlotsDep
 from ml.service.schemas import Health, ModelCard
 
@@ -62,8 +65,8 @@ async def model(segmenter: SegmenterDep, config: SettingsDep) -> ModelCard:
     )
 
 
-def _decode(data: bytes, config: SettingsDep) -> ModelInput:
-    return decode_image(data, config.MAX_PIXELS, config.INPUT_SCALE)
+def _decode(data: bytes, config: SettingsDep) -> Decoded:
+    return decode(data, config.MAX_PIXELS, config.INPUT_SCALE)
 
 
 @router.post(
@@ -104,7 +107,7 @@ def segment(
     with slots:
         data = file.file.read()
         try:
-            image = _decode(data, config)
+            image = _decode(data, config).image
         except ImageError as exc:
             raise HTTPException(status_code=exc.status_code, detail=exc.detail) from exc
         del data
@@ -142,6 +145,9 @@ def segment_batch(
     config: SettingsDep,
     slots: SlotsDep,
     overlay: Annotated[bool, Query(description="also return the overlays")] = False,
+    geo: Annotated[
+        bool, Query(description="also return each image's slicks (GeoJSON) and, if georeferenced, a COG mask")
+    ] = False,
 ) -> Response:
     """Masks of many images at once: what a worker sends for a chord member of small tiles.
 
@@ -155,7 +161,7 @@ def segment_batch(
         )
     items: dict[int, BatchItem] = {}
     pngs: dict[str, bytes] = {}
-    decoded: deque[tuple[int, ModelInput]] = deque()
+    decoded: deque[tuple[int, Decoded]] = deque()
 
     def grays() -> Iterator[np.ndarray]:
         """Decoded one by one as the model reaches them, so a long batch holds few images at once."""
@@ -169,17 +175,20 @@ def segment_batch(
                 )
                 continue
             decoded.append((index, image))
-            yield image.gray
+            yield image.image.gray
 
     with slots:
-        for raw_mask in segmenter.segment_many(grays()):
-            index, image = decoded.popleft()
-            mask = without_nodata(raw_mask, image.valid)
+        for prob in segmenter.probabilities_many(grays()):
+            index, item = decoded.popleft()
+            image = item.image
+            mask = without_nodata(to_mask(prob, segmenter.info.threshold), image.valid)
             height, width = mask.shape
             oil = int(np.count_nonzero(mask))
+            name = files[index].filename or f"file{index}"
+            products = geo_products(name, item, mask, prob, config.slick_rules) if geo else None
             items[index] = BatchItem(
                 index=index,
-                filename=files[index].filename or f"file{index}",
+                filename=name,
                 status="ok",
                 width=width,
                 height=height,
@@ -187,10 +196,15 @@ def segment_batch(
                 oil_pixels=oil,
                 valid_fraction=image.valid_fraction,
                 scale=image.scale.value,
+                geo=products.info if products else None,
             )
             pngs[mask_entry(index)] = encode_mask_png(mask)
             if overlay:
                 pngs[overlay_entry(index)] = encode_overlay_png(image.gray, mask)
+            if products is not None:
+                pngs[slicks_entry(index)] = products.slicks_geojson
+                if products.mask_cog is not None:
+                    pngs[geo_mask_entry(index)] = products.mask_cog
     result = BatchResult(model_version=segmenter.info.version, images=[items[i] for i in sorted(items)])
     body = bundle_batch(result.model_dump_json().encode(), pngs)
     return Response(

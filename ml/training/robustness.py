@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, TiffImagePlugin
 
-from ml.imaging import GDAL_NODATA_TAG, decode_image
+from ml.imaging import decode_image
 from ml.inference import DEFAULT_MODEL_PATH, Segmenter, without_nodata
 from ml.training.data import (
     LAND_GREY,
@@ -43,6 +43,7 @@ from ml.training.evaluate import Confusion, scores
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 WINDOW = 128  # side of the oil-free windows cut from validation scenes
+GDAL_NODATA_TAG = 42113  # the TIFF tag GDAL reads a nodata value from
 
 Encoded = tuple[bytes, np.ndarray | None]  # the file's bytes, and the pixels it holds data for (None: all)
 

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image, TiffImagePlugin
 
-from ml.imaging import GDAL_METADATA_TAG, GDAL_NODATA_TAG, ImageError, decode_image
+from ml.image_errors import ImageError
+from ml.imaging import decode_image
 from ml.outputs import encode_mask_png
 from ml.radiometry import Scale, convert
 
 Encoder = Callable[..., bytes]
+GDAL_METADATA_TAG, GDAL_NODATA_TAG = 42112, 42113  # the TIFF tags GDAL keeps its metadata and nodata in
 
 
 GREY = np.tile(np.arange(0, 250, 10, dtype=np.uint8), (30, 2))[:, :37]  # 30 x 37, not square

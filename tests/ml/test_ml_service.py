@@ -295,3 +295,61 @@ def test_nodata_border_is_never_oil_and_is_reported(
         (item,) = json.loads(zf.read("results.json"))["images"]
     assert item["scale"] == "amplitude"
     assert item["valid_fraction"] == pytest.approx(176 / 256)
+
+
+def utm_geotiff(values: np.ndarray, nodata: float | None = None) -> bytes:
+    """A GeoTIFF in UTM 39N, 10 m pixels, its corner near 27.0 N 52.0 E (the Persian Gulf)."""
+    import rasterio
+    from rasterio.io import MemoryFile
+
+    height, width = values.shape
+    profile = {"driver": "GTiff", "width": width, "height": height, "count": 1, "dtype": values.dtype}
+    transform = rasterio.Affine(10.0, 0.0, 600_000.0, 0.0, -10.0, 2_990_000.0)
+    with MemoryFile() as memfile:
+        with memfile.open(**profile, crs="EPSG:32639", transform=transform, nodata=nodata) as dst:
+            dst.write(values, 1)
+            dst.update_tags(ACQUISITION_START_TIME="2024-05-02T02:41:07.123Z")
+        return bytes(memfile.read())
+
+
+def test_geo_batch_gives_slicks_in_lonlat_and_an_aligned_cog(
+    client: TestClient, scene: Scene, encoder: Encoder
+) -> None:
+    import rasterio
+    from rasterio.io import MemoryFile
+
+    image, slick = scene(256, 256, seed=11)
+    amplitude = (image.astype(np.uint16) * 4 + 10).astype(np.uint16)
+    amplitude[:, :40] = 0  # a nodata border
+    files = [
+        ("files", ("scene.tif", utm_geotiff(amplitude, nodata=0), "image/tiff")),
+        ("files", ("tile.png", encoder(image), "image/png")),
+    ]
+    response = client.post("/segment/batch", params={"geo": "true"}, files=files)
+    assert response.status_code == 200, response.text
+    with zipfile.ZipFile(io.BytesIO(response.content)) as zf:
+        items = json.loads(zf.read("results.json"))["images"]
+        geo_slicks = json.loads(zf.read("0/slicks.geojson"))
+        pixel_slicks = json.loads(zf.read("1/slicks.geojson"))
+        cog = zf.read("0/mask.tif")
+        mask = np.asarray(Image.open(io.BytesIO(zf.read("0/mask.png"))))
+        assert "1/mask.tif" not in zf.namelist()  # a PNG has no georeference to carry
+    geo, plain = items[0]["geo"], items[1]["geo"]
+    assert geo["georeferenced"] and geo["crs"] == "EPSG:32639" and geo["georeferencing"] == "affine"
+    assert geo["pixel_size_m"] == pytest.approx([10, 10], rel=0.01)
+    assert geo["acquired"] == "2024-05-02T02:41:07.123000Z"
+    west, south, east, north = geo["bounds"]
+    assert 51.9 < west < east < 52.1 and 26.9 < south < north < 27.1
+    assert geo["slicks"] == len(geo_slicks["features"]) >= 1
+    biggest = geo_slicks["features"][0]["properties"]
+    truth_km2 = (slick & (np.arange(256) >= 40)[None, :]).sum() * 100 / 1e6
+    assert biggest["area_km2"] == pytest.approx(truth_km2, rel=0.25)  # what the model found, not the truth
+    assert geo["oil_km2"] == pytest.approx(sum(f["properties"]["area_km2"] for f in geo_slicks["features"]))
+    assert not plain["georeferenced"] and plain["reason"] == "not a GeoTIFF" and plain["oil_km2"] is None
+    assert pixel_slicks["georeferenced"] is False and pixel_slicks["features"]
+    with MemoryFile(cog) as memfile, memfile.open() as src:
+        assert src.crs == rasterio.crs.CRS.from_epsg(32639)
+        assert src.transform == rasterio.Affine(10.0, 0.0, 600_000.0, 0.0, -10.0, 2_990_000.0)
+        assert src.profile["tiled"] and (src.width, src.height) == (256, 256)
+        np.testing.assert_array_equal(src.read(1), mask)
+        assert not src.read_masks(1)[:, :40].any() and src.read_masks(1)[:, 40:].all()

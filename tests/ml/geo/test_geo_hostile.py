@@ -14,7 +14,7 @@ from rasterio.io import MemoryFile
 
 from ml.geo import raster as raster_module
 from ml.geo.raster import TiffLayout, read_geotiff, scan_tiff
-from ml.imaging import ImageError
+from ml.image_errors import ImageError
 
 SECRET = b"root:x:0:0:SECRET-LOCAL-FILE-CONTENT".ljust(100, b"#")
 

@@ -9,7 +9,7 @@ from geo_samples import classic_tiff, geotiff_bytes, strip_entries
 from rasterio.control import GroundControlPoint
 
 from ml.geo.raster import acquisition_time, looks_like_tiff, parse_time, read_geotiff, scan_tiff
-from ml.imaging import ImageError
+from ml.image_errors import ImageError
 
 
 @pytest.mark.parametrize("magic", [b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"])
