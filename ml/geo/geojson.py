@@ -13,16 +13,13 @@ Images without georeferencing get the same Features with geometry and `centroid`
 the area. Rings are oriented by the same rule in pixel numbers (which, y pointing down, look clockwise on
 screen).
 
-`merge_collections` makes the job's `slicks.geojson`: by default only georeferenced Features, so that it stays
-valid RFC 7946 and a web map never draws pixel numbers as degrees near (0, 0); the images left out are listed
-in the foreign member `not_georeferenced`. `to_csv` writes one row per Feature (georeferenced or not) with
-`CSV_COLUMNS`. All of this is plain dicts and strings: `json.dumps` them.
+The job-level merge and the CSV table are `common.slicks` (the worker builds them too): the job's
+`slicks.geojson` holds only georeferenced Features by default, so that it stays valid RFC 7946 and a web map
+never draws pixel numbers as degrees near (0, 0). All of this is plain dicts and strings: `json.dumps` them.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -33,27 +30,6 @@ from ml.geo.vectorise import Slick
 
 LONLAT_DECIMALS = 7
 PIXEL_DECIMALS = 3
-CSV_COLUMNS = (
-    "image",
-    "id",
-    "georeferenced",
-    "area_km2",
-    "perimeter_km",
-    "length_km",
-    "width_km",
-    "centroid_lon",
-    "centroid_lat",
-    "confidence",
-    "confidence_max",
-    "pixels",
-    "area_px",
-    "perimeter_px",
-    "length_px",
-    "centroid_col",
-    "centroid_row",
-    "touches_nodata",
-    "acquired",
-)
 
 
 def polygon_geometry(polygon: Polygon, decimals: int) -> dict[str, Any]:
@@ -120,47 +96,3 @@ def feature_collection(
         "georeferenced": georeferenced,
         "features": [slick_feature(s, image=image, acquired=acquired) for s in slicks],
     }
-
-
-def merge_collections(
-    collections: Iterable[dict[str, Any]], *, include_pixel: bool = False
-) -> dict[str, Any]:
-    """The job's slicks.geojson: every image's Features in one collection, in the order given.
-
-    Without `include_pixel`, Features in pixel coordinates are left out (see the module docstring) and their
-    images named in `not_georeferenced`.
-    """
-    features: list[dict[str, Any]] = []
-    left_out: list[str] = []
-    for collection in collections:
-        if not collection.get("georeferenced", True) and not include_pixel:
-            left_out.append(str(collection.get("image", "")))
-            continue
-        features.extend(collection["features"])
-    merged: dict[str, Any] = {"type": "FeatureCollection", "features": features}
-    if left_out:
-        merged["not_georeferenced"] = left_out
-    return merged
-
-
-def csv_row(feature: dict[str, Any]) -> dict[str, Any]:
-    """A Feature's properties flattened to CSV_COLUMNS (lon/lat empty when not georeferenced)."""
-    p = feature["properties"]
-    georef = bool(p["georeferenced"])
-    lon, lat = p["centroid"] if georef else (None, None)
-    col, row = p["centroid_px"]
-    flat = {**p, "centroid_lon": lon, "centroid_lat": lat, "centroid_col": col, "centroid_row": row}
-    flat["georeferenced"] = "true" if georef else "false"
-    flat["touches_nodata"] = "true" if p["touches_nodata"] else "false"
-    return {k: "" if flat.get(k) is None else flat[k] for k in CSV_COLUMNS}
-
-
-def to_csv(collections: Iterable[dict[str, Any]]) -> str:
-    """slicks.csv: a CSV_COLUMNS header, one row per Feature of every collection (pixel ones included)."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for collection in collections:
-        for feature in collection["features"]:
-            writer.writerow(csv_row(feature))
-    return out.getvalue()

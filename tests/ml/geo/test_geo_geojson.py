@@ -12,7 +12,8 @@ import rasterio
 from geo_samples import UTM_TRANSFORM
 from shapely.geometry import LinearRing
 
-from ml.geo.geojson import CSV_COLUMNS, feature_collection, merge_collections, to_csv
+from common.slicks import CSV_COLUMNS, merge_collections, to_csv
+from ml.geo.geojson import feature_collection
 from ml.geo.georef import Georef
 from ml.geo.vectorise import Slick, vectorise
 
