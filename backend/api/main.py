@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from backend.api import errors
-from backend.api.routes import api_router, metrics
+from backend.api.routes import api_router, map, metrics
 from backend.core.config import settings
 from backend.core.logging import configure_logging
 from backend.jobs.store import connect
@@ -49,7 +49,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def web_page() -> FileResponse:
     """The analysts' page: upload a zip, watch progress and overlays, download the archive."""
-    return FileResponse(WEB_DIR / "index.html", media_type="text/html", headers=WEB_HEADERS)
+    headers = WEB_HEADERS
+    tiles = map.tile_source(settings.MAP_TILE_URL)
+    if tiles:  # the tiles of the operator's basemap (MAP_TILE_URL), from that one server only
+        csp = headers["Content-Security-Policy"].replace(
+            "img-src 'self' data: blob:", f"img-src 'self' data: blob: {tiles}"
+        )
+        headers = {**headers, "Content-Security-Policy": csp}
+    return FileResponse(WEB_DIR / "index.html", media_type="text/html", headers=headers)
 
 
 def create_app() -> FastAPI:

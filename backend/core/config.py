@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     LOG_LEVEL: str = "INFO"
     LOG_JSON: bool = False
 
+    # The web page's basemap: an http(s) tile URL template ({z}/{x}/{y}, optional {s}); empty = no basemap,
+    # the map works offline. Its origin is added to the page's img-src. The attribution is shown as text.
+    MAP_TILE_URL: str = Field("", pattern=r"^(https?://[^\s'\";,]+)?$")
+    MAP_ATTRIBUTION: str = ""
+
     @property
     def redis_url(self) -> str:
         """The Redis actually used: REDIS_URL, or the stack's embedded one when unset."""

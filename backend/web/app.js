@@ -1,5 +1,6 @@
 // The analysts' page: upload a zip, follow the job, show overlays as they arrive, download before expiry.
-// Plain scripts, no build step (gallery.js: tiles and lightbox). Server data goes into the page through
+// Plain scripts, no build step (gallery.js: tiles and lightbox; map.js: the map and the slick list, on the
+// vendored Leaflet). Server data goes into the page through
 // textContent only: names come from users' zips.
 "use strict";
 
@@ -87,6 +88,7 @@ function resetJob() {
   $("results").hidden = true;
   $("results").classList.remove("results-expired");
   $("gallery").replaceChildren();
+  resetMap();
   $("skipped").replaceChildren();
   $("errors").replaceChildren();
   $("skipped-box").hidden = true;
@@ -200,7 +202,8 @@ async function poll(current) {
   renderStatus(status);
   const processed = status.done + status.failed;
   if (processed > current.seen || !ACTIVE.has(status.state)) {
-    await refreshGallery(current, processed);
+    const listing = await refreshGallery(current, processed);
+    if (listing && job === current) refreshMap(current, listing, !ACTIVE.has(status.state));
   }
   if (ACTIVE.has(status.state)) {
     // At most one request a second, even from a server that answers at once.

@@ -6,15 +6,16 @@ function formatPercent(fraction) {
   return `${pct < 0.01 && pct > 0 ? "<0.01" : pct.toFixed(2)} %`;
 }
 
+// The images listing, shown as tiles; returned for the map (null when it could not be read).
 async function refreshGallery(current, processed) {
   let listing;
   try {
     listing = await getJson(current.imagesUrl);
   } catch (error) {
     if (job === current && error.status === 410) showExpired();
-    return; // otherwise the next poll tries again
+    return null; // otherwise the next poll tries again
   }
-  if (job !== current) return;
+  if (job !== current) return null;
   current.seen = processed;
   for (const image of listing.images) {
     if (!current.tiles.has(image.name)) {
@@ -24,6 +25,7 @@ async function refreshGallery(current, processed) {
     }
   }
   $("results").hidden = current.tiles.size === 0;
+  return listing;
 }
 
 function makeTile(image) {

@@ -2,13 +2,14 @@
 
 from fastapi import APIRouter
 
-from backend.api.routes import download, health, queues, results, status, tasks, upload
+from backend.api.routes import download, health, map, queues, results, status, tasks, upload
 
 api_router = APIRouter(prefix="/api")
 api_router.include_router(upload.router)
 api_router.include_router(status.router)
 api_router.include_router(download.router)
 api_router.include_router(results.router)
+api_router.include_router(map.router)
 api_router.include_router(tasks.router)
 api_router.include_router(health.router)
 api_router.include_router(queues.router)
