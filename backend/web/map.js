@@ -78,6 +78,9 @@ function createMap() {
   }).addTo(map);
   const where = textControl("bottomleft", "map-cursor", () => {});
   where.addTo(map);
+  map.on("mouseout", () => {
+    where.getContainer().textContent = "";
+  });
   map.on("mousemove", (event) => {
     const { lat, lng } = event.latlng.wrap();
     where.getContainer().textContent =
@@ -148,6 +151,7 @@ function newMapState() {
     again: false,
     final: false,
     timer: null,
+    retries: 0,
   };
 }
 
@@ -211,7 +215,11 @@ async function fetchSlicks(current) {
     collection = await getJson(`/api/results/${current.userHash}/slicks`);
   } catch (error) {
     if (job === current && error.status === 410) showExpired();
-    // anything else: the next progress, or the job's end, asks again
+    // Anything else: the next progress, or the job's end, asks again; after the end, a few retries.
+    else if (job === current && state.final && state.retries < 3) {
+      state.retries += 1;
+      state.timer = setTimeout(() => fetchSlicks(current), RETRY_MS);
+    }
   }
   state.inFlight = false;
   if (job !== current) return;
