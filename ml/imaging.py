@@ -81,7 +81,7 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, scale: Scale = Sca
     if looks_like_tiff(data):
         raster = read_geotiff(data, max_pixels=max_pixels)
         tagged = {k.lower(): v.strip().lower() for k, v in raster.tags.items()}.get("scale")
-        if scale is Scale.AUTO and tagged in Scale._value2member_map_:
+        if scale is Scale.AUTO and tagged is not None and tagged in Scale._value2member_map_:
             scale = Scale(tagged)
         image = convert(raster.band, scale, raster.nodata, raster.valid)
         return Decoded(image, raster.georef, raster.georef_reason, raster.acquired)

@@ -129,10 +129,11 @@ def sliding_window_many(
             if image.ndim != 2 or image.size == 0:
                 raise ValueError(f"expected a non-empty 2-D image, got shape {image.shape}")
             padded = pad_to_tile(image, tile)
-            corners = list(tile_positions(*padded.shape, tile, overlap))
+            height, width = image.shape
+            corners = list(tile_positions(padded.shape[0], padded.shape[1], tile, overlap))
             # A one-tile image needs no blending: its map is the tile's probabilities (set when they come).
             acc = np.zeros(padded.shape, np.float32) if len(corners) > 1 else np.empty(0, np.float32)
-            canvas = _Canvas(*image.shape, padded, acc, len(corners))
+            canvas = _Canvas(height, width, padded, acc, len(corners))
             canvases.append(canvas)
             for y, x in corners:
                 yield canvas, y, x

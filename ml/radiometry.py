@@ -91,11 +91,11 @@ def to_working(values: np.ndarray, scale: Scale, nodata: float | None = None) ->
     elif scale is Scale.AMPLITUDE:
         invalid |= x <= 0
         with np.errstate(divide="ignore", invalid="ignore"):
-            x = 20.0 * np.log10(x)
+            x = (20.0 * np.log10(x)).astype(np.float32, copy=False)
     elif scale is Scale.POWER:
         invalid |= x <= 0
         with np.errstate(divide="ignore", invalid="ignore"):
-            x = 10.0 * np.log10(x)
+            x = (10.0 * np.log10(x)).astype(np.float32, copy=False)
     elif scale is Scale.DB:
         invalid |= x <= DB_NODATA_BELOW
     else:

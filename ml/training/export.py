@@ -11,6 +11,7 @@ import argparse
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -22,7 +23,7 @@ from ml.training.model import CHANNELS, build_model
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "models" / "slicknet.onnx"
 
 
-def export(checkpoint: Path, out: Path, opset: int = 17, threshold: float | None = None) -> dict:
+def export(checkpoint: Path, out: Path, opset: int = 17, threshold: float | None = None) -> dict[str, Any]:
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     arch = ckpt.get("arch", "slicknet")
     model = build_model(arch, tuple(ckpt.get("channels", CHANNELS)), pretrained=False)

@@ -23,7 +23,7 @@ import argparse
 import io
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +70,7 @@ def _tiff(values: np.ndarray, nodata: float | None = None) -> bytes:
 
 
 def _curve(g: np.ndarray, f: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    return np.clip(np.rint(f(g.astype(np.float32))), 0, 255).astype(np.uint8)
+    return np.asarray(np.clip(np.rint(f(g.astype(np.float32))), 0, 255), np.uint8)
 
 
 def _db(g: np.ndarray) -> np.ndarray:
@@ -137,7 +137,7 @@ def variant_ious(
     return table
 
 
-def false_alarm(segmenter: Segmenter, files: list[Encoded]) -> float:
+def false_alarm(segmenter: Segmenter, files: Sequence[Encoded]) -> float:
     """Share of the valid pixels of oil-free files that the model marks oil."""
     marked = total = 0
     for data, valid in files:

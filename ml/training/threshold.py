@@ -43,7 +43,7 @@ def block_counts(
 
 def iou(counts: np.ndarray) -> np.ndarray:
     tp, fp, fn = counts[..., 0], counts[..., 1], counts[..., 2]
-    return tp / np.maximum(1, tp + fp + fn)
+    return np.asarray(tp / np.maximum(1, tp + fp + fn), np.float64)
 
 
 def cross_validate(per_block: list[np.ndarray], thresholds: tuple[float, ...]) -> dict[str, object]:
@@ -51,7 +51,7 @@ def cross_validate(per_block: list[np.ndarray], thresholds: tuple[float, ...]) -
     default = thresholds.index(THRESHOLD)
     folds = []
     for k, held in enumerate(per_block):
-        others = sum(b for j, b in enumerate(per_block) if j != k)
+        others = np.sum([b for j, b in enumerate(per_block) if j != k], axis=0)
         chosen = int(np.argmax(iou(others)))
         folds.append(
             {
@@ -61,8 +61,8 @@ def cross_validate(per_block: list[np.ndarray], thresholds: tuple[float, ...]) -
                 "oil_iou_default": round(float(iou(held[default])), 4),
             }
         )
-    wins = all(f["oil_iou_chosen"] > f["oil_iou_default"] for f in folds)  # type: ignore[operator]
-    pooled = sum(per_block)
+    wins = all(float(f["oil_iou_chosen"]) > float(f["oil_iou_default"]) for f in folds)
+    pooled = np.sum(per_block, axis=0)
     best = int(np.argmax(iou(pooled)))
     return {
         "folds": folds,

@@ -14,6 +14,7 @@ import os
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -219,7 +220,13 @@ def validate(
     return metrics
 
 
-def save_atomic(obj: dict, path: Path) -> None:
+def logits_of(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Every architecture of ml.training.model has `logits` (the loss wants them, not probabilities)."""
+    logits: torch.Tensor = model.logits(x)  # type: ignore[operator]
+    return logits
+
+
+def save_atomic(obj: dict[str, Any], path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
@@ -265,7 +272,9 @@ def main(argv: list[str] | None = None) -> None:
     model = build_model(args.arch, args.channels).to(device)
     ema = (
         torch.optim.swa_utils.AveragedModel(
-            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema), use_buffers=True
+            model,
+            multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema),  # type: ignore[no-untyped-call]
+            use_buffers=True,
         )
         if args.ema > 0
         else None
@@ -308,9 +317,9 @@ def main(argv: list[str] | None = None) -> None:
                 y = torch.cat([y, torch.zeros_like(extra)])
             x, y = zoom(x, y, gen, args.zoom)
             x, y = augment(x, y, gen)
-            loss = LOSSES[args.loss](model.logits(x.to(device)), y.to(device))
+            loss = LOSSES[args.loss](logits_of(model, x.to(device)), y.to(device))
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             sched.step()
             if ema is not None:
