@@ -6,13 +6,23 @@ not, so entries are dropped when a listing meets them and by the sweeper's prune
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
+
+import redis
 
 from backend.jobs.keys import CREATED_INDEX
 from backend.jobs.models import Job, JobState
 
-if TYPE_CHECKING:
-    from backend.jobs.store import JobStore
+
+class JobRecords(Protocol):
+    """What the index needs of the job store (backend.jobs.store.JobStore), without importing it."""
+
+    client: redis.Redis
+
+    def get_jobs(self, job_ids: list[str]) -> list[Job | None]: ...
+
+    def states(self, job_ids: list[str]) -> list[str | None]: ...
+
 
 BATCH = 500
 
@@ -20,7 +30,7 @@ BATCH = 500
 class JobIndex:
     """The recent jobs of a JobStore (JobStore.index)."""
 
-    def __init__(self, store: JobStore) -> None:
+    def __init__(self, store: JobRecords) -> None:
         self.store = store
 
     def recent_jobs(self, *, offset: int, count: int, state: JobState | None = None) -> list[Job]:

@@ -20,17 +20,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ml.radiometry import convert
 from ml.training.augment import dihedral, nodata_border, percentile_stretch, radiometric
 from ml.training.data import (
-    LAND_GREY,
     find_pairs,
     load_arrays,
     load_negatives,
     split_by_blocks,
     split_negatives,
 )
+from ml.training.losses import LOSSES
 from ml.training.model import ARCHITECTURES, CHANNELS, build_model, count_parameters
+from ml.training.validation import normalised, validate
 
 log = logging.getLogger("ml.training.train")
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -130,94 +130,11 @@ def random_crops(
     return out
 
 
-def normalised(images: np.ndarray, land: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Validation tiles as the service converts them (ml.radiometry), and their valid-pixel masks."""
-    grays, valids = [], []
-    for i, image in enumerate(images):
-        has_land = land is not None and bool(land[i].any())
-        model_input = convert(image, nodata=LAND_GREY if has_land else None)
-        grays.append(model_input.gray)
-        valids.append(np.ones(image.shape, bool) if model_input.valid is None else model_input.valid)
-    return np.stack(grays), np.stack(valids)
-
-
-def dice_bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    bce = F.binary_cross_entropy_with_logits(logits, target)
-    prob = torch.sigmoid(logits)
-    inter = (prob * target).sum()
-    dice = 1 - (2 * inter + 1) / (prob.sum() + target.sum() + 1)
-    return bce + dice
-
-
-def lovasz_hinge(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Lovász hinge (Berman et al., CVPR 2018), per image then averaged: a convex surrogate of 1 - IoU.
-
-    Dice and BCE reward pixels; this ranks each image's pixel errors and weights them by how much each
-    would change that image's IoU, which is the figure the model is judged by.
-    """
-    losses = []
-    for logit, truth in zip(logits.flatten(1), target.flatten(1), strict=True):
-        signs = 2 * truth - 1
-        errors = 1 - logit * signs
-        errors_sorted, order = torch.sort(errors, descending=True)
-        truth_sorted = truth[order]
-        positives = truth_sorted.sum()
-        intersection = positives - truth_sorted.cumsum(0)
-        union = positives + (1 - truth_sorted).cumsum(0)
-        jaccard = 1 - intersection / union
-        grad = torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]])
-        losses.append(torch.dot(F.relu(errors_sorted), grad))
-    return torch.stack(losses).mean()
-
-
-def bce_lovasz_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(logits, target) + lovasz_hinge(logits, target)
-
-
-LOSSES = {"dice": dice_bce_loss, "lovasz": bce_lovasz_loss}
-
-
 def lr_factor(step: int, total: int, warmup: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-@torch.no_grad()
-def predict(model: torch.nn.Module, images: np.ndarray, device: torch.device) -> np.ndarray:
-    """Boolean oil predictions of uint8 (N, H, W) model-input tiles, 32 at a time."""
-    model.eval()
-    preds = []
-    for i in range(0, len(images), 32):
-        x = torch.from_numpy(images[i : i + 32]).float().div_(255).unsqueeze(1).to(device)
-        preds.append((model(x) >= 0.5).squeeze(1).cpu().numpy())
-    return np.concatenate(preds)
-
-
-def validate(
-    model: torch.nn.Module,
-    images: np.ndarray,
-    masks: np.ndarray,
-    device: torch.device,
-    negatives: tuple[np.ndarray, np.ndarray] | None = None,
-) -> dict[str, float]:
-    """Confusion counts summed over all pixels of all tiles (the CBD-Net protocol), and the share of valid
-    pixels of the oil-free chips marked oil (false alarms)."""
-    pred = predict(model, images, device)
-    gt = masks.astype(bool)
-    tp = int((pred & gt).sum())
-    fp = int((pred & ~gt).sum())
-    fn = int((~pred & gt).sum())
-    tn = int((~pred & ~gt).sum())
-    oil = tp / max(1, tp + fp + fn)
-    bg = tn / max(1, tn + fp + fn)
-    metrics = {"oil_iou": oil, "background_iou": bg, "miou": (oil + bg) / 2}
-    if negatives is not None:
-        chips, valid = negatives
-        alarms = predict(model, chips, device) & valid
-        metrics["false_alarm"] = float(alarms.sum()) / max(1, int(valid.sum()))
-    return metrics
 
 
 def logits_of(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -124,17 +124,17 @@ def test_other_widths_train_and_export(
 
 def test_lovasz_hinge_is_zero_when_right_and_grows_with_errors() -> None:
     torch = pytest.importorskip("torch")
-    from ml.training import train
+    from ml.training import losses
 
     truth = torch.zeros(2, 1, 8, 8)
     truth[0, 0, 2:5, 2:6] = 1  # the second image has no oil at all
     right = (truth * 2 - 1) * 3  # margins of 3 on the correct side
-    assert float(train.lovasz_hinge(right, truth)) == 0.0
+    assert float(losses.lovasz_hinge(right, truth)) == 0.0
     one_wrong = right.clone()
     one_wrong[0, 0, 2, 2] = -3
     many_wrong = right.clone()
     many_wrong[0, 0, 2:5, 2:4] = -3
-    assert 0 < float(train.lovasz_hinge(one_wrong, truth)) < float(train.lovasz_hinge(many_wrong, truth))
+    assert 0 < float(losses.lovasz_hinge(one_wrong, truth)) < float(losses.lovasz_hinge(many_wrong, truth))
     logits = right.clone().requires_grad_(True)
-    train.bce_lovasz_loss(logits - 1, truth).backward()
+    losses.bce_lovasz_loss(logits - 1, truth).backward()
     assert logits.grad is not None and torch.isfinite(logits.grad).all()
