@@ -63,7 +63,7 @@ class EvalReport(BaseModel):
 
 
 def _ratio(num: int, den: int) -> float:
-    # An empty denominator scores 0, as in ml.training.train.validate, so both report the same figures.
+    # An empty denominator scores 0, as in ml.training.validation.validate, so both report the same figures.
     return num / den if den else 0.0
 
 
