@@ -16,32 +16,14 @@ from typing import Any
 
 import httpx
 
+from backend.cli import slicks
+from backend.cli.http import EXIT_JOB_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, CLIError
+from backend.cli.http import check as _check
 from backend.cli.progress import Progress, ProgressReader, human_bytes
 
 DEFAULT_API = "http://127.0.0.1:8000"
-EXIT_JOB_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_REFUSED = 1, 2, 3, 4
 ACTIVE = ("queued", "processing", "archiving")
-
-
-class CLIError(Exception):
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        detail = response.json().get("detail")
-    except (ValueError, AttributeError):
-        detail = None
-    return str(detail) if detail else (response.text[:300] or response.reason_phrase)
-
-
-def _check(response: httpx.Response) -> httpx.Response:
-    if response.is_error:
-        response.read()
-        raise CLIError(f"HTTP {response.status_code}: {_detail(response)}", EXIT_REFUSED)
-    return response
+__all__ = ["EXIT_JOB_FAILED", "EXIT_REFUSED", "EXIT_UNREACHABLE", "EXIT_USAGE", "CLIError", "main", "parser"]
 
 
 def _client(args: argparse.Namespace) -> httpx.Client:
@@ -91,6 +73,7 @@ def upload(args: argparse.Namespace) -> int:
         job = _wait(client, body["job_id"], args.poll)
         if job["state"] != "completed":
             return EXIT_JOB_FAILED
+        _print_slicks(client, body["user_hash"])
         if args.out:
             _download(client, body["user_hash"], args.out)
         else:
@@ -142,6 +125,24 @@ def _download(client: httpx.Client, user_hash: str, out: Path) -> None:
         progress.close()
         partial.unlink(missing_ok=True)
     print(f"saved {out} ({human_bytes(out.stat().st_size)})")
+
+
+def _print_slicks(client: httpx.Client, user_hash: str) -> None:
+    """The finished job's slick table; a problem fetching it is a warning (the job itself is done)."""
+    try:
+        print(slicks.table(slicks.fetch(client, user_hash)))
+    except CLIError as exc:
+        print(f"warning: cannot list the slicks: {exc}", file=sys.stderr)
+
+
+def show_slicks(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        collection = slicks.fetch(client, args.key)
+    if args.json:
+        _print_json(collection)
+    else:
+        print(slicks.table(collection))
+    return 0
 
 
 def download(args: argparse.Namespace) -> int:
@@ -209,6 +210,10 @@ def parser() -> argparse.ArgumentParser:
     dl.add_argument("--out", type=Path, help="where to save it (default oilspill-<user_hash>.zip)")
     dl.set_defaults(run=download)
 
+    sl = commands.add_parser("slicks", help="the slicks found in an upload, largest first")
+    sl.add_argument("key", metavar="JOB_OR_HASH", help="the job id or the user hash of the upload")
+    sl.set_defaults(run=show_slicks)
+
     ls = commands.add_parser("tasks", help="recent jobs, newest first")
     ls.add_argument("--limit", type=int, default=20)
     ls.add_argument("--offset", type=int, default=0)
@@ -217,7 +222,7 @@ def parser() -> argparse.ArgumentParser:
     )
     ls.set_defaults(run=tasks)
 
-    for sub in (up, st, ls):
+    for sub in (up, st, sl, ls):
         sub.add_argument("--json", action="store_true", help="print the API's JSON answer")
     return root
 

@@ -1,10 +1,12 @@
-"""Result parts: the masks and overlays of one ML request, kept together in one stored zip.
+"""Result parts: the masks, overlays and slicks of one ML request, kept together in one stored zip.
 
 Creating a file costs about 0.3 ms of kernel time on a typical virtual disk, a few percent of a 256x256 tile's
 model time; writing a mask and an overlay file per tile made that the worker's largest cost. A part holds the
 outputs of up to IMAGES_PER_TASK images under the names they get in the archive (`masks/<out>`,
-`overlays/<out>`), so the archive is assembled by copying entries and the web page's overlays are read
-from it. A part is written whole under a temporary name and renamed: it exists complete or not at all.
+`overlays/<out>`, and `slicks/<stem>.geojson`, `masks/<stem>.tif` where the ML service made them, `<stem>`
+being `<out>` without `.png`), so the archive is assembled by copying entries and the web page's overlays
+and slicks are read from it. A part is written whole under a temporary name and renamed: it exists
+complete or not at all. Only the PNGs are required of a part (one written before slicks existed has none).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from common import stored_zip
 
 MASKS = "masks/"
 OVERLAYS = "overlays/"
+SLICKS = "slicks/"
 CHUNK_BYTES = 1 << 20
 _READ_ERRORS = (OSError, zipfile.BadZipFile, KeyError, EOFError, ValueError)
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # APPNOTE 4.3.7, as zipfile writes it
@@ -37,6 +40,37 @@ class Outputs:
     output: str
     mask_png: bytes
     overlay_png: bytes
+    slicks_geojson: bytes | None = None  # the image's slicks (GeoJSON FeatureCollection)
+    mask_tif: bytes | None = None  # COG mask, georeferenced images only
+
+    def entries(self) -> Iterator[tuple[str, bytes]]:
+        """(archive name, bytes) of each of its files, in the order of entry_names."""
+        yield MASKS + self.output, self.mask_png
+        yield OVERLAYS + self.output, self.overlay_png
+        if self.mask_tif is not None:
+            yield geo_mask_name(self.output), self.mask_tif
+        if self.slicks_geojson is not None:
+            yield slicks_name(self.output), self.slicks_geojson
+
+
+def stem(output: str) -> str:
+    """An output's name without its .png: the name of its other files."""
+    return output.removesuffix(".png")
+
+
+def geo_mask_name(output: str) -> str:
+    """Where the COG mask of `output` lies in a part and in the archive: masks/<stem>.tif."""
+    return f"{MASKS}{stem(output)}.tif"
+
+
+def slicks_name(output: str) -> str:
+    """Where the slicks of `output` lie in a part and in the archive: slicks/<stem>.geojson."""
+    return f"{SLICKS}{stem(output)}.geojson"
+
+
+def entry_names(output: str) -> tuple[str, str, str, str]:
+    """Every name a part may hold for `output`, in the order written: PNG mask, overlay, COG, slicks."""
+    return MASKS + output, OVERLAYS + output, geo_mask_name(output), slicks_name(output)
 
 
 def part_id(names: Iterable[str]) -> str:
@@ -47,17 +81,14 @@ def part_id(names: Iterable[str]) -> str:
 
 
 def write_part(path: Path, items: Iterable[Outputs]) -> None:
-    """Write the masks and overlays as one stored zip, atomically (temporary name, then os.replace).
+    """Write the images' files as one stored zip, atomically (temporary name, then os.replace).
 
-    PNGs are stored, not deflated again: they are compressed already. The zip is built in memory
+    PNGs and COGs are stored, not deflated again: they are compressed already (the GeoJSON, small next to
+    them, is stored too, so an entry can be copied as it lies). The zip is built in memory
     (common.stored_zip, ISA-L's CRCs) and written with one call: zipfile writing to a file seeks back over
     every entry's header, and each seek flushes.
     """
-    body = stored_zip.write(
-        (name, data)
-        for item in items
-        for name, data in ((MASKS + item.output, item.mask_png), (OVERLAYS + item.output, item.overlay_png))
-    )
+    body = stored_zip.write(entry for item in items for entry in item.entries())
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -92,7 +123,7 @@ def open_overlay(path: Path, output: str) -> tuple[int, Iterator[bytes]] | None:
 
 
 def complete(path: Path, outputs: Iterable[str]) -> bool:
-    """Whether the part exists and lists the mask and overlay of every one of `outputs`."""
+    """Whether the part exists and lists the PNG mask and overlay of every one of `outputs`."""
     try:
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
@@ -102,7 +133,8 @@ def complete(path: Path, outputs: Iterable[str]) -> bool:
 
 
 def copy_outputs(dest: zipfile.ZipFile, path: Path, outputs: Iterable[str]) -> None:
-    """Copy the mask and overlay of each of `outputs` from a part into `dest` (an archive being written).
+    """Copy the files of each of `outputs` from a part into `dest` (an archive being written): the PNG mask
+    and overlay, and the COG mask and slicks where the part has them.
 
     The entries are copied as they lie in the part, local header and stored bytes, without decoding or
     checksumming them again (the CRC comes with the header); `dest` then lists them in its central
@@ -110,8 +142,11 @@ def copy_outputs(dest: zipfile.ZipFile, path: Path, outputs: Iterable[str]) -> N
     of the time of closing a job. Memory stays at one chunk however large the scenes are.
     """
     with zipfile.ZipFile(path) as src, path.open("rb") as raw:
-        wanted = [name for out in outputs for name in (MASKS + out, OVERLAYS + out)]
         infos = src.infolist()
+        present = {info.filename for info in infos}
+        wanted = [  # the PNGs always (a part without them is a KeyError), the others if there
+            name for out in outputs for i, name in enumerate(entry_names(out)) if i < 2 or name in present
+        ]
         if [info.filename for info in infos] == wanted and all(map(_copyable, infos)):
             _copy_all(dest, raw, infos, src.start_dir)  # the usual case: the whole part, as it lies
             return

@@ -15,7 +15,7 @@ from backend.storage import parts
 from backend.storage.archive import Report, write_archive
 from backend.storage.layout import UserDir
 from backend.worker.context import WorkerContext
-from backend.worker.segment import failed_result
+from backend.worker.outputs import failed_result
 
 
 class ResultsPending(Exception):

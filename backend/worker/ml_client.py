@@ -35,8 +35,11 @@ from common.wire import (
     RESULTS_ENTRY,
     BatchResult,
     ErrorDetail,
+    GeoInfo,
+    geo_mask_entry,
     mask_entry,
     overlay_entry,
+    slicks_entry,
 )
 
 log = logging.getLogger("backend.ml_client")  # the module's name before it moved, for log filters
@@ -61,6 +64,9 @@ class Segmentation(BaseModel):
     oil_pixels: int | None = None  # the service's count; None if it did not send one
     scale: str | None = None  # how the service read the numbers (grey, amplitude, power, db)
     valid_fraction: float | None = None  # share of pixels holding data (the rest was nodata)
+    geo: GeoInfo | None = None  # where the image lies, its slick counts (batch answers with geo=true)
+    slicks_geojson: bytes | None = None  # its slicks, a GeoJSON FeatureCollection (named as sent)
+    mask_tif: bytes | None = None  # COG mask with the input's georeference; georeferenced images only
 
 
 class MLClient:
@@ -131,6 +137,9 @@ class MLClient:
     def segment_batch(self, images: Sequence[tuple[str, bytes]]) -> list[Segmentation | MLServiceError]:
         """Segment several encoded images in one POST /segment/batch: one outcome per image, in order.
 
+        It asks for geo=true: each Segmentation also carries the image's `geo`, its slicks GeoJSON and,
+        when georeferenced, its COG mask (what the single-image POST /segment cannot give).
+
         An image the service could not decode gets its own MLServiceError; the whole call raises
         MLServiceError only when the request failed as a whole (retries spent, or a 4xx such as a batch over
         the service's limits, which the caller can answer by sending the images one by one).
@@ -157,6 +166,9 @@ class MLClient:
                         oil_pixels=item.oil_pixels,
                         scale=item.scale,
                         valid_fraction=item.valid_fraction,
+                        geo=item.geo,
+                        slicks_geojson=files.get(slicks_entry(item.index)),
+                        mask_tif=files.get(geo_mask_entry(item.index)),
                     )
                 )
             return outcomes
@@ -174,7 +186,8 @@ class MLClient:
 
     def _post_batch(self, images: Sequence[tuple[str, bytes]]) -> httpx.Response:
         files = [("files", (name, data, _content_type(name))) for name, data in images]
-        return self.http.post("/segment/batch", params={"overlay": "true"}, files=files)
+        params = {"overlay": "true", "geo": "true"}
+        return self.http.post("/segment/batch", params=params, files=files)
 
     def _call(self, send: Callable[[], httpx.Response], label: str) -> httpx.Response:
         """The 200 answer of `send()`, retried on transport errors and 5xx; MLServiceError otherwise."""

@@ -21,6 +21,7 @@ from backend.upload.entries import ZipEntry, read_entry
 from backend.worker import image_checks
 from backend.worker.context import WorkerContext
 from backend.worker.ml_client import MLClient, MLServiceError, Segmentation
+from backend.worker.outputs import checked_outputs, failed_result
 
 log = logging.getLogger("backend.pipeline")  # the module's name before it moved, for log filters
 
@@ -134,16 +135,16 @@ class Batch:
         return sendable
 
     def _segment(self, inputs: dict[str, Input]) -> None:
-        """One ML request; its images' masks and overlays are stored together as one part."""
+        """One ML request (POST /segment/batch with geo=true, one image or more); its images' masks,
+        overlays and slicks are stored together as one part."""
         started = time.perf_counter()
         names = list(inputs)
+        # Base names: the service needs no folders. The slicks it names after them are renamed after the
+        # image's path in the upload when stored (backend.worker.outputs).
         files = [(PurePosixPath(name).name, data) for name, (data, _) in inputs.items()]
         ml = self.ctx.ml
         try:
-            if len(files) == 1:
-                outcomes: list[Segmentation | MLServiceError] = [ml.segment(files[0][1], files[0][0])]
-            else:
-                outcomes = ml.segment_batch(files)
+            outcomes: list[Segmentation | MLServiceError] = ml.segment_batch(files)
         except MLServiceError as exc:
             if exc.status_code is None or len(files) == 1:
                 outcomes = [exc] * len(files)
@@ -151,7 +152,7 @@ class Batch:
                 log.warning(
                     "job %s: batch of %d refused (%s); sending one by one", self.job.job_id, len(files), exc
                 )
-                outcomes = [_segment_alone(ml, data, filename) for filename, data in files]
+                outcomes = [_segment_alone(ml, filename, data) for filename, data in files]
         share = (time.perf_counter() - started) / len(files)
         checked: dict[str, tuple[ImageResult, parts.Outputs]] = {}
         for name, outcome in zip(names, outcomes, strict=True):
@@ -160,7 +161,7 @@ class Batch:
                 self.results[name] = failed_result(name, output, outcome.detail)
                 continue
             try:
-                checked[name] = _check(name, output, inputs[name][1], outcome)
+                checked[name] = checked_outputs(name, output, inputs[name][1], outcome)
             except ValueError as exc:
                 self.results[name] = failed_result(name, output, str(exc))
                 continue
@@ -225,9 +226,9 @@ def split_by_pixels(inputs: dict[str, Input], budget: int) -> list[dict[str, Inp
     return groups
 
 
-def _segment_alone(ml: MLClient, data: bytes, filename: str) -> Segmentation | MLServiceError:
+def _segment_alone(ml: MLClient, filename: str, data: bytes) -> Segmentation | MLServiceError:
     try:
-        return ml.segment(data, filename)
+        return ml.segment_batch([(filename, data)])[0]
     except MLServiceError as exc:
         return exc
 
@@ -255,41 +256,12 @@ def _read_input(archive: BinaryIO, record: str | None) -> Input:
     return data, size
 
 
-def _check(
-    name: str, output: str, size: tuple[int, int], segmentation: Segmentation
-) -> tuple[ImageResult, parts.Outputs]:
-    """The service's PNGs checked against the input's size: the image's result and the files to store."""
-    oil = image_checks.check_mask(segmentation.mask_png, size, segmentation.oil_pixels)
-    image_checks.check_png(segmentation.overlay_png, size, "P", "overlay")
-    result = _ok(name, output, (size[1], size[0]), oil).model_copy(
-        update={"scale": segmentation.scale, "valid_fraction": segmentation.valid_fraction}
-    )
-    return result, parts.Outputs(output, segmentation.mask_png, segmentation.overlay_png)
-
-
 def _summary(result: ImageResult) -> dict[str, object]:
     return {"name": result.name, "status": result.status, "error": result.error}
 
 
 def _skipped(name: str, error: str) -> dict[str, object]:
     return {"name": name, "status": "skipped", "error": error}
-
-
-def failed_result(name: str, output: str, error: str) -> ImageResult:
-    return ImageResult(name=name, output=output, status="failed", error=error)
-
-
-def _ok(name: str, output: str, mask_shape: tuple[int, ...], oil: int) -> ImageResult:
-    height, width = mask_shape[:2]
-    return ImageResult(
-        name=name,
-        output=output,
-        status="ok",
-        width=width,
-        height=height,
-        oil_pixels=oil,
-        oil_fraction=oil / (width * height),
-    )
 
 
 def _part_exists(folder: UserDir, part: str) -> bool:

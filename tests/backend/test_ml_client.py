@@ -183,3 +183,50 @@ def test_batch_refused_as_a_whole_raises_with_its_status() -> None:
     with pytest.raises(MLServiceError, match="over the limit") as err:
         ml.segment_batch([("a.png", b"A")])
     assert err.value.status_code == 413
+
+
+def test_batch_asks_for_geo_and_carries_each_images_slicks_and_cog() -> None:
+    geo = {"georeferenced": True, "crs": "EPSG:4326", "georeferencing": "gcps", "slicks": 1, "oil_km2": 0.3}
+    plain = {"georeferenced": False, "reason": "not a GeoTIFF", "slicks": 0}
+    ok = {"status": "ok", "width": 2, "height": 1, "oil_fraction": 0.5, "oil_pixels": 1}
+    ml, seen = serve(
+        [
+            batch_answer(
+                [
+                    {"index": 0, "filename": "a.tif", **ok, "geo": geo},
+                    {"index": 1, "filename": "b.png", **ok, "geo": plain},
+                ],
+                {
+                    "0/mask.png": b"M0",
+                    "0/overlay.png": b"O0",
+                    "0/slicks.geojson": b'{"type":"FeatureCollection"}',
+                    "0/mask.tif": b"II*\x00",
+                    "1/mask.png": b"M1",
+                    "1/overlay.png": b"O1",
+                    "1/slicks.geojson": b"{}",
+                },
+            )
+        ]
+    )
+    first, second = ml.segment_batch([("a.tif", b"A"), ("b.png", b"B")])
+    assert isinstance(first, Segmentation) and isinstance(second, Segmentation)
+    assert first.geo is not None and (first.geo.crs, first.geo.georeferencing, first.geo.oil_km2) == (
+        "EPSG:4326",
+        "gcps",
+        0.3,
+    )
+    assert (first.slicks_geojson, first.mask_tif) == (b'{"type":"FeatureCollection"}', b"II*\x00")
+    assert second.geo is not None and second.geo.reason == "not a GeoTIFF"
+    assert (second.slicks_geojson, second.mask_tif) == (b"{}", None)
+    assert seen[0].url.params["geo"] == "true"
+
+
+def test_an_answer_without_geo_leaves_the_geo_fields_empty() -> None:
+    """An ML service from before slicks (no geo, no entries): the images still segment."""
+    ok = {"status": "ok", "width": 2, "height": 1, "oil_fraction": 0.5, "oil_pixels": 1}
+    ml, _ = serve(
+        [batch_answer([{"index": 0, "filename": "a.png", **ok}], {"0/mask.png": b"M", "0/overlay.png": b"O"})]
+    )
+    (only,) = ml.segment_batch([("a.png", b"A")])
+    assert isinstance(only, Segmentation)
+    assert (only.geo, only.slicks_geojson, only.mask_tif) == (None, None, None)

@@ -138,3 +138,53 @@ def test_whole_parts_copy_in_one_go_after_other_entries(
         for item in ITEMS:
             assert zf.read(f"overlays/{item.output}") == item.overlay_png
         assert zf.read("masks/c.png") == b"mask-c" * 500
+
+
+GEO_ITEMS = [
+    parts.Outputs("a/x.png", b"mask-a", b"overlay-a", slicks_geojson=b'{"a":1}', mask_tif=b"II*\x00cog-a"),
+    parts.Outputs("b.jpg.png", b"mask-b", b"overlay-b", slicks_geojson=b'{"b":1}'),  # not georeferenced
+]
+
+
+def test_a_part_holds_cog_masks_and_slicks_beside_the_pngs(tmp_path: Path) -> None:
+    path = tmp_path / "p.zip"
+    parts.write_part(path, GEO_ITEMS)
+    with zipfile.ZipFile(path) as zf:
+        assert zf.namelist() == [
+            "masks/a/x.png",
+            "overlays/a/x.png",
+            "masks/a/x.tif",
+            "slicks/a/x.geojson",
+            "masks/b.jpg.png",
+            "overlays/b.jpg.png",
+            "slicks/b.jpg.geojson",
+        ]
+        assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_STORED}
+    assert parts.entry_names("a/x~1.png") == (
+        "masks/a/x~1.png",
+        "overlays/a/x~1.png",
+        "masks/a/x~1.tif",
+        "slicks/a/x~1.geojson",
+    )
+    assert parts.complete(path, ["a/x.png", "b.jpg.png"])
+
+
+@pytest.mark.parametrize("wanted", [["a/x.png", "b.jpg.png"], ["b.jpg.png"], ["b.jpg.png", "a/x.png"]])
+def test_copy_outputs_copies_the_cog_and_slicks_where_there(tmp_path: Path, wanted: list[str]) -> None:
+    """Whole (one block) or by entry, a part's optional files go along; old PNG-only parts still copy."""
+    parts.write_part(tmp_path / "geo.zip", GEO_ITEMS)
+    parts.write_part(tmp_path / "old.zip", [parts.Outputs("c.png", b"mask-c", b"overlay-c")])
+    archive = tmp_path / "archive.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        parts.copy_outputs(zf, tmp_path / "geo.zip", wanted)
+        parts.copy_outputs(zf, tmp_path / "old.zip", ["c.png"])
+    by_output = {item.output: dict(item.entries()) for item in GEO_ITEMS}
+    with zipfile.ZipFile(archive) as zf:
+        assert zf.testzip() is None
+        assert zf.namelist() == [name for out in wanted for name in by_output[out]] + [
+            "masks/c.png",
+            "overlays/c.png",
+        ]
+        for out in wanted:
+            for name, data in by_output[out].items():
+                assert zf.read(name) == data

@@ -7,24 +7,30 @@ their overlays written with the pipeline's own PNG writer; the browser test is i
 from __future__ import annotations
 
 import io
+import json
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+import slick_samples
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from backend.api.main import app
+from backend.api.schemas import SlickCollection
 from backend.core.config import settings
 from backend.jobs.keys import PREFIX
 from backend.jobs.models import ImageResult, JobState
 from backend.jobs.store import JobStore
 from backend.storage import parts
 from backend.storage.layout import ResultsDir, UserDir, new_token
+from common.wire import GeoInfo
 
 TTL = 3600
+ROUTES = ("images", "overlays/x.png", "slicks", "slicks?include_pixel=true")
 BAD_TOKENS = ["abc", "0" * 31, "A" * 32, "..", "%2e%2e", "0" * 32 + "x"]
 
 
@@ -78,16 +84,36 @@ def png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def record_ok(store: JobStore, job_id: str, folder: UserDir, name: str, output: str) -> bytes:
-    """What the pipeline leaves for a segmented image: its part on disk and an ok record; the overlay PNG."""
+def record_ok(
+    store: JobStore,
+    job_id: str,
+    folder: UserDir,
+    name: str,
+    output: str,
+    *,
+    slicks: list[float] | None = None,
+    georeferenced: bool = True,
+) -> bytes:
+    """What the pipeline leaves for a segmented image: its part on disk and an ok record; the overlay PNG.
+
+    With `slicks` (their areas), the image has a slicks collection and a `geo`, as with geo=true.
+    """
     width, height = 48 + len(name), 32
     overlay = png(Image.new("RGB", (width, height), (200, 30, 30)).convert("P"))
     part = parts.part_id([name])
-    parts.write_part(
-        folder.part_path(part), [parts.Outputs(output, png(Image.new("L", (width, height))), overlay)]
-    )
+    geojson = slick_samples.encoded(name, slicks, georeferenced=georeferenced) if slicks is not None else None
+    outputs = parts.Outputs(output, png(Image.new("L", (width, height))), overlay, slicks_geojson=geojson)
+    parts.write_part(folder.part_path(part), [outputs])
+    geo = slick_samples.geo(georeferenced, slicks=len(slicks)) if slicks is not None else None
     result = ImageResult(
-        name=name, output=output, status="ok", width=width, height=height, oil_pixels=96, oil_fraction=0.0625
+        name=name,
+        output=output,
+        status="ok",
+        width=width,
+        height=height,
+        oil_pixels=96,
+        oil_fraction=0.0625,
+        geo=geo,
     )
     store.images.record_results(
         job_id, [result], model_version="t", user_hash=folder.root.name, parts={output: part}
@@ -104,7 +130,7 @@ def record_failed(store: JobStore, job_id: str, folder: UserDir, name: str, outp
 def test_malformed_hashes_are_404_without_touching_the_disk(
     client: TestClient, results_root: Path, token: str
 ) -> None:
-    for path in (f"/api/results/{token}/images", f"/api/results/{token}/overlays/x.png"):
+    for path in (f"/api/results/{token}/{route}" for route in ROUTES):
         response = client.get(path)
         assert response.status_code == 404, path
         assert isinstance(response.json()["detail"], str)
@@ -113,7 +139,7 @@ def test_malformed_hashes_are_404_without_touching_the_disk(
 
 def test_unknown_hash_is_404_and_creates_nothing(client: TestClient, results_root: Path) -> None:
     token = new_token()
-    for path in (f"/api/results/{token}/images", f"/api/results/{token}/overlays/x.png"):
+    for path in (f"/api/results/{token}/{route}" for route in ROUTES):
         response = client.get(path)
         assert response.status_code == 404
         assert "never existed" in response.json()["detail"]
@@ -207,7 +233,7 @@ def test_expired_results_are_410_and_nothing_is_recreated(client: TestClient, st
     finish(store, expired_id, expired.root.name, JobState.COMPLETED, expires_in=-1)
     store.mark_expired(expired_id, expired.root.name)
     for folder in (overdue, gone, expired):
-        for path in ("images", "overlays/x.png"):
+        for path in ROUTES:
             response = client.get(f"/api/results/{folder.root.name}/{path}")
             assert response.status_code == 410, (folder, path)
             assert "expired" in response.json()["detail"]
@@ -223,13 +249,88 @@ def test_a_failed_job_lists_its_errors(client: TestClient, store: JobStore) -> N
     assert [(i["name"], i["status"], i["overlay_url"]) for i in body["images"]] == [("a.png", "failed", None)]
 
 
+def test_slicks_are_merged_while_the_job_runs_then_read_from_the_archive(
+    client: TestClient, store: JobStore
+) -> None:
+    outputs = {
+        "b/gulf.tif": "b/gulf.png",
+        "a/tile.png": "a/tile.png",
+        "bad.png": "bad.png",
+        "old.png": "old.png",
+    }
+    job_id, folder = make_job(store, outputs)
+    url = f"/api/results/{folder.root.name}/slicks"
+    empty = client.get(url)
+    assert empty.status_code == 200 and empty.headers["content-type"] == "application/geo+json"
+    assert empty.json() == {"type": "FeatureCollection", "features": []}
+
+    record_ok(store, job_id, folder, "b/gulf.tif", "b/gulf.png", slicks=[0.5, 0.2])
+    record_ok(store, job_id, folder, "a/tile.png", "a/tile.png", slicks=[30.0], georeferenced=False)
+    record_ok(store, job_id, folder, "old.png", "old.png")  # segmented before slicks: no collection
+    record_failed(store, job_id, folder, "bad.png", "bad.png")
+    body = client.get(url).json()
+    SlickCollection.model_validate(body)  # what /docs says is what comes
+    assert [f["id"] for f in body["features"]] == ["b/gulf.tif#1", "b/gulf.tif#2"]
+    assert body["not_georeferenced"] == ["a/tile.png"]
+    every = client.get(url, params={"include_pixel": "true"}).json()
+    assert [f["id"] for f in every["features"]] == ["a/tile.png#1", "b/gulf.tif#1", "b/gulf.tif#2"]
+    assert "not_georeferenced" not in every
+
+    images = {i["name"]: i for i in client.get(f"/api/results/{folder.root.name}/images").json()["images"]}
+    assert images["b/gulf.tif"]["geo"] == slick_samples.geo(True, slicks=2).model_dump()
+    assert images["a/tile.png"]["geo"]["georeferenced"] is False
+    assert images["a/tile.png"]["geo"]["reason"] == "not a GeoTIFF"
+    assert images["bad.png"]["geo"] is None and images["old.png"]["geo"] is None
+
+    # Archived: the archive's slicks.geojson, as written (here one that differs, to tell where it came from).
+    archived = {"type": "FeatureCollection", "features": [], "not_georeferenced": ["from the archive"]}
+    with zipfile.ZipFile(folder.archive, "w") as zf:
+        zf.writestr("slicks.geojson", json.dumps(archived))
+        zf.writestr("slicks/a/tile.geojson", slick_samples.encoded("a/tile.png", [7.0], georeferenced=False))
+    finish(store, job_id, folder.root.name, JobState.COMPLETED, expires_in=100)
+    assert client.get(url).json() == archived
+    every = client.get(url, params={"include_pixel": "true"}).json()
+    assert [f["id"] for f in every["features"]] == ["a/tile.png#1"]  # from the archive's slicks/ too
+    assert every["features"][0]["properties"]["area_px"] == 7
+    assert sorted(p.name for p in folder.root.iterdir()) == ["archive.zip", "parts"]  # nothing created
+
+
+def test_slicks_of_a_failed_job_are_an_empty_collection(client: TestClient, store: JobStore) -> None:
+    job_id, folder = make_job(store, {"a.png": "a.png"})
+    record_failed(store, job_id, folder, "a.png", "a.png")
+    finish(store, job_id, folder.root.name, JobState.FAILED, expires_in=100)
+    response = client.get(f"/api/results/{folder.root.name}/slicks")
+    assert response.status_code == 200
+    assert response.json() == {"type": "FeatureCollection", "features": []}
+
+
+def test_tampered_part_records_give_no_slicks_and_no_error(client: TestClient, store: JobStore) -> None:
+    job_id, folder = make_job(store, {"x.tif": "x.png", "y.tif": "y.png"})
+    record_ok(store, job_id, folder, "x.tif", "x.png", slicks=[0.5])
+    record_ok(store, job_id, folder, "y.tif", "y.png", slicks=[0.5])
+    store.client.hset(f"{PREFIX}job:{job_id}:parts", mapping={"x.png": "../archive"})
+    folder.part_path(parts.part_id(["y.tif"])).write_bytes(b"PK\x03\x04 not a zip")
+    response = client.get(f"/api/results/{folder.root.name}/slicks")
+    assert response.status_code == 200 and response.json()["features"] == []
+
+
 def test_openapi_documents_the_results_routes(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     images = paths["/api/results/{user_hash}/images"]["get"]
     overlay = paths["/api/results/{user_hash}/overlays/{name}"]["get"]
-    for operation in (images, overlay):
+    slicks = paths["/api/results/{user_hash}/slicks"]["get"]
+    for operation in (images, overlay, slicks):
         assert operation["summary"] and {"200", "404", "410"} <= set(operation["responses"])
     assert "image/png" in overlay["responses"]["200"]["content"]
+    collection = slicks["responses"]["200"]["content"]["application/geo+json"]["schema"]["$ref"]
+    assert collection.endswith("/SlickCollection")
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    properties = schemas["SlickProperties"]["properties"]
+    assert all(properties[name].get("description") for name in ("area_km2", "length_km", "confidence"))
+    # every field of an image's geo (the ML service's GeoInfo) is described
+    geo = schemas["ImageGeo"]["properties"]
+    assert set(geo) == set(GeoInfo.model_fields) and all(field.get("description") for field in geo.values())
+    assert "geo" in schemas["ImageSummary"]["properties"]
     assert "/" not in paths  # the page is not part of the API
 
 

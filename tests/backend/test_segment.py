@@ -20,6 +20,13 @@ from backend.worker import finalize, segment
 from backend.worker.context import WorkerContext
 from backend.worker.ml_client import MLServiceError, Segmentation
 
+JOB_FILES = (
+    "report.csv",
+    "report.json",
+    "slicks.csv",
+    "slicks.geojson",
+)  # sorted, after masks/ and overlays/
+
 
 def start(ctx: WorkerContext, files: dict[str, bytes]) -> tuple[str, UserDir]:
     """A queued job over `files`, its folder as an upload leaves it: only upload.zip, entries recorded."""
@@ -151,7 +158,7 @@ def test_finalize_waits_for_missing_results_unless_forced(ctx: WorkerContext) ->
     assert ctx.store.images.errors(job_id) == {"b.png": "not processed before the job deadline"}
     assert job.user_hash in ctx.store.due_for_expiry(expires_at)
     with zipfile.ZipFile(folder.archive) as zf:
-        assert sorted(zf.namelist()) == ["masks/a.png", "overlays/a.png", "report.csv", "report.json"]
+        assert sorted(zf.namelist()) == ["masks/a.png", "overlays/a.png", *JOB_FILES]
         with Image.open(io.BytesIO(zf.read("masks/a.png"))) as im:
             assert im.size == (4, 4)
     assert finalize.finalize(ctx, job_id, force=True) is None  # a late chord callback changes nothing
@@ -209,15 +216,10 @@ def test_a_redelivered_batch_goes_one_by_one_and_gives_up_only_on_the_poison(
 
     def segment_batch(images: list[tuple[str, bytes]]) -> list[object]:
         requests.append([name for name, _ in images])
-        raise AssertionError("a redelivered batch must not be sent as a batch")
-
-    def segment_one(data: bytes, filename: str) -> object:
-        requests.append([filename])
         raise MLServiceError("ML service unreachable (test)")
 
     monkeypatch.setattr(ctx.ml, "segment_batch", segment_batch)
-    monkeypatch.setattr(ctx.ml, "segment", segment_one)
-    out = segment.process_images(ctx, job_id, names)
+    out = segment.process_images(ctx, job_id, names)  # one image a request: no batch-mate goes with it
     assert requests == [["a.png"], ["c.png"]]
     assert "gave up after 3 attempts" in str(out[1]["error"])
     assert [o["error"] for o in (out[0], out[2])] == ["ML service unreachable (test)"] * 2
@@ -248,12 +250,7 @@ def test_a_member_of_large_images_is_sent_in_several_requests(
         requests.append([name for name, _ in images])
         return [MLServiceError("down (test)")] * len(images)
 
-    def segment_one(data: bytes, filename: str) -> object:
-        requests.append([filename])
-        raise MLServiceError("down (test)")
-
     monkeypatch.setattr(ctx.ml, "segment_batch", segment_batch)
-    monkeypatch.setattr(ctx.ml, "segment", segment_one)
     out = segment.process_images(ctx, job_id, names)
     assert requests == [["0.png", "1.png"], ["2.png", "3.png"], ["4.png"]]
     assert {o["error"] for o in out} == {"down (test)"}
@@ -297,8 +294,7 @@ def test_a_request_stores_its_masks_and_overlays_as_one_part(
             "overlays/a/x.png",
             "overlays/b/x.png",
             "overlays/c.png",
-            "report.csv",
-            "report.json",
+            *JOB_FILES,
         ]
         with Image.open(io.BytesIO(zf.read("masks/b/x.png"))) as im:
             assert np.array_equal(np.asarray(im), mask)
@@ -314,7 +310,7 @@ def test_finalize_fails_the_images_whose_part_disappeared(ctx: WorkerContext) ->
     assert finalize.finalize(ctx, job_id) is not None
     assert ctx.store.images.errors(job_id) == {"b.png": "result files disappeared before archiving"}
     with zipfile.ZipFile(folder.archive) as zf:
-        assert sorted(zf.namelist()) == ["masks/a.png", "overlays/a.png", "report.csv", "report.json"]
+        assert sorted(zf.namelist()) == ["masks/a.png", "overlays/a.png", *JOB_FILES]
 
 
 def fake_segmentation(data: bytes) -> Segmentation:

@@ -1,23 +1,27 @@
-"""GET /api/results/{user_hash}/images and .../overlays/{name}: results while they come in, for the web page.
+"""GET /api/results/{user_hash}/images, .../overlays/{name} and .../slicks: results while they come in, for
+the web page and its map.
 
-Both only read: nothing is created on disk, and an overlay is served only if it is an output of this upload's
-job with a recorded part (a token-named zip directly in results/<user_hash>/parts) that holds it.
+All only read: nothing is created on disk, and an overlay is served only if it is an output of this upload's
+job with a recorded part (a token-named zip directly in results/<user_hash>/parts) that holds it. The
+slicks are merged from the recorded parts while the job runs, and are the archive's slicks.geojson once
+it is archived.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from backend.api.deps import ResultsDep, StoreDep, ValidUserHash
-from backend.api.schemas import ErrorDetail, ImageSummary, ResultImages
+from backend.api.errors import ERROR_DETAIL
+from backend.api.schemas import ErrorDetail, ImageSummary, ResultImages, SlickCollection
 from backend.jobs.models import Job, JobState
 from backend.jobs.store import JobStore
-from backend.storage import parts
+from backend.storage import parts, slicks
 from backend.storage.layout import UserDir
 
 router = APIRouter(prefix="/results/{user_hash}", tags=["results"])
@@ -72,6 +76,7 @@ def result_images(
                 oil_fraction=res.oil_fraction,
                 error=res.error,
                 overlay_url=url,
+                geo=res.geo,
             )
         )
     return ResultImages(
@@ -111,3 +116,51 @@ def overlay(user_hash: ValidUserHash, name: str, store: StoreDep, folders: Resul
     # An overlay never changes under its URL (a user hash names one upload), so the browser may keep it.
     headers = {"Cache-Control": "private, max-age=3600, immutable", "Content-Length": str(size)}
     return StreamingResponse(chunks, media_type="image/png", headers=headers)
+
+
+class GeoJSONResponse(JSONResponse):
+    media_type = "application/geo+json"  # RFC 7946's media type
+
+
+# The errors are JSON, not GeoJSON: their content spelt out, or FastAPI files them under the route's type.
+SLICKS_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": response["description"], "content": ERROR_DETAIL}
+    for code, response in RESPONSES.items()
+}
+
+
+@router.get(
+    "/slicks",
+    name="result_slicks",
+    summary="The job's slicks (GeoJSON)",
+    response_model=SlickCollection,
+    response_class=GeoJSONResponse,
+    responses=SLICKS_ERRORS,
+)
+def result_slicks(
+    user_hash: ValidUserHash,
+    store: StoreDep,
+    folders: ResultsDep,
+    include_pixel: Annotated[
+        bool,
+        Query(
+            description="Also the slicks of images without georeferencing, in pixel coordinates (then not "
+            "RFC 7946: tell them by `georeferenced: false`)."
+        ),
+    ] = False,
+) -> Response:
+    """Every slick found so far as one FeatureCollection, a Feature per slick with its area, length,
+    centroid and confidence; grows as the job runs. Once the job is archived, the archive's slicks.geojson."""
+    folder = folders.user(user_hash)
+    job = _live_job(store, folder, user_hash)
+    results = store.images.results(job.job_id)
+    ordered = [results[name] for name in sorted(results)]
+    archived = job.state == JobState.COMPLETED and folder.archive.is_file()
+    body = slicks.archived_geojson(folder.archive) if archived and not include_pixel else None
+    if body is None:
+        if archived:
+            collections = slicks.from_archive(folder.archive, ordered)
+        else:
+            collections = slicks.from_parts(folder, ordered, store.images.parts(job.job_id))
+        body = slicks.merged_geojson(collections, include_pixel=include_pixel)
+    return Response(body, media_type=GeoJSONResponse.media_type, headers={"Cache-Control": "no-store"})
