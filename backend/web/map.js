@@ -146,6 +146,8 @@ function newMapState() {
     rows: new Map(), // feature id -> table row
     selected: null,
     userMoved: false, // once the analyst pans, zooms or picks a slick, new footprints no longer refit the map
+    footprintsChanged: false,
+    slicksChanged: false,
     fetchedAt: 0,
     inFlight: false,
     again: false,
@@ -230,7 +232,7 @@ async function fetchSlicks(current) {
     for (const name of collection.not_georeferenced || []) {
       if (!state.notGeoreferenced.has(name)) state.notGeoreferenced.set(name, "");
     }
-    drawSlicks(state);
+    state.slicksChanged = true;
     render(current);
   }
   if (state.again || (state.final && !final)) {
@@ -256,6 +258,10 @@ function render(current) {
     }
     state.footprintsChanged = false;
     if (!state.userMoved) fitFootprints(state, false);
+  }
+  if (state.slicksChanged && leaflet) {
+    drawSlicks(state);
+    state.slicksChanged = false;
   }
   renderNotGeoreferenced(state);
   const km2 = state.features.reduce((sum, f) => sum + (f.properties.area_km2 || 0), 0);

@@ -252,7 +252,12 @@ def watch(page: Page, origin: str) -> tuple[list[str], list[str]]:
     problems: list[str] = []
     away: list[str] = []
     page.on("pageerror", lambda error: problems.append(str(error)))
-    page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+    page.on(
+        "console",
+        lambda message: (
+            message.type == "error" and problems.append(f"{message.text} ({message.location.get('url')})")
+        ),
+    )
     page.on("request", lambda request: request.url.startswith(origin) or away.append(request.url))
     return problems, away
 
@@ -363,7 +368,7 @@ def test_map_draws_the_slicks_of_the_geotiff_lists_them_by_area_and_zooms_to_one
     # Nothing injected as HTML, nothing fetched from elsewhere (no CDN, no basemap by default), no errors.
     assert page.locator("#map .leaflet-tile").count() == 0
     assert away == []
-    assert problems == []
+    assert problems == [], problems
 
 
 @pytest.mark.e2e
@@ -390,4 +395,4 @@ def test_the_operators_basemap_is_drawn_and_its_attribution_shown_as_text(
     attribution = page.locator("#map .map-attribution")
     expect(attribution).to_have_text("Tiles © Example <b>not HTML</b>")
     assert attribution.locator("b").count() == 0
-    assert problems == []  # a tile blocked by the Content-Security-Policy would be a console error
+    assert problems == [], problems  # a tile blocked by the Content-Security-Policy would be a console error
