@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ml.budget import DEFAULT_TILE, check_jpeg_scans, check_work
 from ml.geo.georef import Georef
 from ml.geo.raster import looks_like_tiff, read_geotiff
 from ml.image_errors import DEFAULT_MAX_PIXELS, ImageError
@@ -71,21 +72,26 @@ def pixel_band(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     return rgb[:, :, 0].copy(), None if alpha is None or alpha.all() else alpha
 
 
-def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, scale: Scale = Scale.AUTO) -> Decoded:
+def decode(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, scale: Scale = Scale.AUTO, tile: int = DEFAULT_TILE
+) -> Decoded:
     """Bytes of a TIFF/GeoTIFF, PNG or JPEG to the model's input (and georeference), or raise ImageError.
 
-    `scale` is the service's setting; a GeoTIFF's own `scale` metadata item wins over `auto` only.
+    `scale` is the service's setting; a GeoTIFF's own `scale` metadata item wins over `auto` only. The
+    model's work (ml.budget: pixels after padding to `tile`, JPEG scans) is checked before decoding.
     """
     if not data:
         raise ImageError(400, "empty file: the upload has no bytes")
     if looks_like_tiff(data):
         raster = read_geotiff(data, max_pixels=max_pixels)
+        check_work(raster.band.shape[1], raster.band.shape[0], max_pixels, tile)
         tagged = {k.lower(): v.strip().lower() for k, v in raster.tags.items()}.get("scale")
         if scale is Scale.AUTO and tagged is not None and tagged in Scale._value2member_map_:
             scale = Scale(tagged)
         image = convert(raster.band, scale, raster.nodata, raster.valid)
         return Decoded(image, raster.georef, raster.georef_reason, raster.acquired)
-    return Decoded(_decode_picture(data, max_pixels, scale), None, "not a GeoTIFF")
+    check_jpeg_scans(data)
+    return Decoded(_decode_picture(data, max_pixels, scale, tile), None, "not a GeoTIFF")
 
 
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, scale: Scale = Scale.AUTO) -> ModelInput:
@@ -93,7 +99,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, scale: Scale
     return decode(data, max_pixels, scale).image
 
 
-def _decode_picture(data: bytes, max_pixels: int, scale: Scale) -> ModelInput:
+def _decode_picture(data: bytes, max_pixels: int, scale: Scale, tile: int) -> ModelInput:
     """PNG or JPEG (or any other format Pillow knows) through Pillow."""
     try:
         image = Image.open(io.BytesIO(data))
@@ -113,6 +119,7 @@ def _decode_picture(data: bytes, max_pixels: int, scale: Scale) -> ModelInput:
             )
         if width == 0 or height == 0:
             raise ImageError(400, f"image has no pixels ({width}x{height})")
+        check_work(width, height, max_pixels, tile)
         try:
             image.load()
             band, alpha = pixel_band(image)

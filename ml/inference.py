@@ -23,6 +23,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from ml.cancel import cancellable
 from ml.runners import ModelRunners
 
 THRESHOLD = 0.5  # unless the model's metadata names its own (ml.training.threshold, ml.training.export)
@@ -110,11 +111,14 @@ def sliding_window_many(
     overlap: int = 32,
     batch_size: int = 8,
     ahead: int = 1,
+    skip_constant: bool = False,
 ) -> Iterator[np.ndarray]:
     """Blended probabilities of each image, in order, with batches filled across image boundaries.
 
     Many small images (a batch of 256x256 tiles) then cost one model run per `batch_size` tiles, not one
-    per image. `predict` may return a Future (ModelRunners.submit): up to `ahead` runs are then queued at
+    per image. With `skip_constant`, a tile whose pixels are all equal (nodata fill, a blank upload)
+    carries no texture to judge: it is not run and counts as no oil, so such tiles cost no model time.
+    `predict` may return a Future (ModelRunners.submit): up to `ahead` runs are then queued at
     once, so the runners never wait for this thread's decoding, blending or encoding. Images are read from
     `images` only when their first tile is needed and each map is yielded as soon as its last tile is in,
     so at most about `batch_size * ahead` images are held at once.
@@ -136,6 +140,12 @@ def sliding_window_many(
             canvas = _Canvas(height, width, padded, acc, len(corners))
             canvases.append(canvas)
             for y, x in corners:
+                window_pixels = padded[y : y + tile, x : x + tile]
+                if skip_constant and window_pixels.min() == window_pixels.max():
+                    if not canvas.acc.size:
+                        canvas.acc = np.zeros((tile, tile), np.float32)
+                    canvas.remaining -= 1
+                    continue
                 yield canvas, y, x
 
     def add(chunk: list[tuple[_Canvas, int, int]], outcome: np.ndarray | Future[np.ndarray]) -> None:
@@ -160,6 +170,8 @@ def sliding_window_many(
         add(*pending.popleft())
         while canvases and canvases[0].remaining == 0:
             yield _normalised(canvases.popleft(), tile, overlap, window)
+    while canvases:  # images after the last model run, all of whose tiles were skipped
+        yield _normalised(canvases.popleft(), tile, overlap, window)
 
 
 def _normalised(canvas: _Canvas, tile: int, overlap: int, window: np.ndarray) -> np.ndarray:
@@ -258,13 +270,21 @@ class Segmenter:
         """Raw model call on (N, 1, T, T) float32 in [0, 1], on the next free runner."""
         return self.runners.run(batch)
 
-    def probabilities_many(self, grays: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    def probabilities_many(
+        self, grays: Iterable[np.ndarray], cancelled: Callable[[], bool] | None = None
+    ) -> Iterator[np.ndarray]:
         """float32 oil probability maps of each image, in order (see sliding_window_many).
 
         The runs of one call share a ticket: the runners finish an earlier call's runs before this one's.
+        Once `cancelled()` is true (its client gave up), runs not yet started are dropped and
+        ml.cancel.Cancelled is raised.
         """
-        submit = functools.partial(self.runners.submit, ticket=self.runners.ticket())
-        return sliding_window_many(grays, submit, self.tile_size, self.overlap, self.batch_size, self.ahead)
+        submit: Predict = functools.partial(self.runners.submit, ticket=self.runners.ticket())
+        if cancelled is not None:
+            submit = cancellable(submit, cancelled)
+        return sliding_window_many(
+            grays, submit, self.tile_size, self.overlap, self.batch_size, self.ahead, skip_constant=True
+        )
 
     def probabilities(self, gray: np.ndarray) -> np.ndarray:
         """uint8 HxW -> float32 HxW oil probability."""

@@ -57,6 +57,7 @@ def create_app(config: Settings = settings, *, lower_priority: bool = False) -> 
     app.state.settings = config
     app.state.segmenter = None
     app.state.slots = threading.BoundedSemaphore(config.MAX_CONCURRENT)
+    app.state.cancelled = 0
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(router)
     return app

@@ -1,48 +1,41 @@
 """The ML service's endpoints: readiness, the served model, and segmentation of one image or a batch.
 
-Handlers that do CPU work are plain `def`, so they run in the threadpool and never block the event loop.
-Decoding and input conversion are ml.imaging and ml.radiometry, tiling is ml.inference, encoding ml.outputs.
+Handlers that do CPU work run it in the threadpool and never block the event loop; the batch handler also
+watches its client and cancels the work when it goes. Decoding and input conversion are ml.imaging and
+ml.radiometry, tiling is ml.inference, encoding ml.outputs, the batch answer ml.service.batch.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterator
+import asyncio
+import logging
+import threading
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from common.wire import (
-    MODEL_VERSION_HEADER,
-    OIL_FRACTION_HEADER,
-    OIL_PIXELS_HEADER,
-    BatchItem,
-    BatchResult,
-    ErrorDetail,
-    geo_mask_entry,
-    mask_entry,
-    overlay_entry,
-    slicks_entry,
-)
-from ml.geo.products import geo_products
+from common.wire import MODEL_VERSION_HEADER, OIL_FRACTION_HEADER, OIL_PIXELS_HEADER, ErrorDetail
+from ml.cancel import Cancelled
 from ml.image_errors import ImageError
-from ml.imaging import Decoded, decode
-from ml.inference import to_mask, without_nodata
-from ml.outputs import bundle, bundle_batch, encode_mask_png, encode_overlay_png
+from ml.inference import without_nodata
+from ml.outputs import bundle, encode_mask_png, encode_overlay_png
+from ml.service.batch import batch_answer, decode_upload
 from ml.service.deps import SegmenterDep, SettingsDep, SlotsDep
 from ml.service.schemas import Health, ModelCard
 
+log = logging.getLogger("ml.service")
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorDetail} for code in (400, 413, 422, 503)}
 
 router = APIRouter()
 
 
 @router.get("/health", response_model=Health, responses=ERRORS)
-async def health(segmenter: SegmenterDep) -> Health:
+async def health(request: Request, segmenter: SegmenterDep) -> Health:
     """Readiness probe: 200 once the model is loaded."""
-    return Health(status="ok", model_version=segmenter.info.version)
+    return Health(status="ok", model_version=segmenter.info.version, cancelled=request.app.state.cancelled)
 
 
 @router.get("/model", response_model=ModelCard, responses=ERRORS)
@@ -63,10 +56,6 @@ async def model(segmenter: SegmenterDep, config: SettingsDep) -> ModelCard:
         input_scale=config.INPUT_SCALE,
         validation=info.validation,
     )
-
-
-def _decode(data: bytes, config: SettingsDep) -> Decoded:
-    return decode(data, config.MAX_PIXELS, config.INPUT_SCALE)
 
 
 @router.post(
@@ -107,7 +96,7 @@ def segment(
     with slots:
         data = file.file.read()
         try:
-            image = _decode(data, config).image
+            image = decode_upload(data, config).image
         except ImageError as exc:
             raise HTTPException(status_code=exc.status_code, detail=exc.detail) from exc
         del data
@@ -139,7 +128,8 @@ def segment(
         **ERRORS,
     },
 )
-def segment_batch(
+async def segment_batch(
+    request: Request,
     files: Annotated[list[UploadFile], File(description="PNG, JPEG or TIFF images")],
     segmenter: SegmenterDep,
     config: SettingsDep,
@@ -153,60 +143,32 @@ def segment_batch(
 
     Tiles of consecutive images share model runs, and one request, one multipart parse and one answer
     serve them all. A file that cannot be decoded gets an `error` item with the status and reason
-    POST /segment would give it; the others are segmented regardless.
+    POST /segment would give it; the others are segmented regardless. If the client goes away, the
+    model runs not yet started are dropped (a worker that timed out will send the images again).
     """
     if len(files) > config.MAX_BATCH_IMAGES:
         raise HTTPException(
             413, f"{len(files)} files in one batch, over the limit of {config.MAX_BATCH_IMAGES}"
         )
-    items: dict[int, BatchItem] = {}
-    pngs: dict[str, bytes] = {}
-    decoded: deque[tuple[int, Decoded]] = deque()
-
-    def grays() -> Iterator[np.ndarray]:
-        """Decoded one by one as the model reaches them, so a long batch holds few images at once."""
-        for index, upload in enumerate(files):
-            name = upload.filename or f"file{index}"
-            try:
-                image = _decode(upload.file.read(), config)
-            except ImageError as exc:
-                items[index] = BatchItem(
-                    index=index, filename=name, status="error", status_code=exc.status_code, detail=exc.detail
-                )
-                continue
-            decoded.append((index, image))
-            yield image.image.gray
-
-    with slots:
-        for prob in segmenter.probabilities_many(grays()):
-            index, item = decoded.popleft()
-            image = item.image
-            mask = without_nodata(to_mask(prob, segmenter.info.threshold), image.valid)
-            height, width = mask.shape
-            oil = int(np.count_nonzero(mask))
-            name = files[index].filename or f"file{index}"
-            products = geo_products(name, item, mask, prob, config.slick_rules) if geo else None
-            items[index] = BatchItem(
-                index=index,
-                filename=name,
-                status="ok",
-                width=width,
-                height=height,
-                oil_fraction=oil / mask.size,
-                oil_pixels=oil,
-                valid_fraction=image.valid_fraction,
-                scale=image.scale.value,
-                geo=products.info if products else None,
-            )
-            pngs[mask_entry(index)] = encode_mask_png(mask)
-            if overlay:
-                pngs[overlay_entry(index)] = encode_overlay_png(image.gray, mask)
-            if products is not None:
-                pngs[slicks_entry(index)] = products.slicks_geojson
-                if products.mask_cog is not None:
-                    pngs[geo_mask_entry(index)] = products.mask_cog
-    result = BatchResult(model_version=segmenter.info.version, images=[items[i] for i in sorted(items)])
-    body = bundle_batch(result.model_dump_json().encode(), pngs)
+    cancel = threading.Event()
+    watcher = asyncio.create_task(_watch_disconnect(request, cancel))
+    try:
+        body = await run_in_threadpool(
+            batch_answer, files, segmenter, config, slots, overlay=overlay, geo=geo, cancelled=cancel.is_set
+        )
+    except Cancelled as exc:
+        request.app.state.cancelled += 1
+        log.info("segmentation cancelled: %s (%d files)", exc, len(files))
+        raise HTTPException(503, str(exc)) from exc
+    finally:
+        watcher.cancel()
     return Response(
         content=body, media_type="application/zip", headers={MODEL_VERSION_HEADER: segmenter.info.version}
     )
+
+
+async def _watch_disconnect(request: Request, cancel: threading.Event, every: float = 0.25) -> None:
+    """Set `cancel` once the client has gone (its worker timed out or died)."""
+    while not await request.is_disconnected():
+        await asyncio.sleep(every)
+    cancel.set()

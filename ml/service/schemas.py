@@ -10,6 +10,7 @@ class Health(BaseModel):
 
     status: str
     model_version: str | None = None
+    cancelled: int = 0  # batch segmentations stopped because their client went away, since start
 
 
 class ModelCard(BaseModel):
