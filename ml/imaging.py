@@ -100,7 +100,8 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, scale: Scale
 
 
 def _decode_picture(data: bytes, max_pixels: int, scale: Scale, tile: int) -> ModelInput:
-    """PNG or JPEG (or any other format Pillow knows) through Pillow."""
+    """PNG or JPEG (or any other format Pillow knows) through Pillow, at the same pixel limit as GeoTIFFs."""
+    configure_pixel_limit(max_pixels)  # Pillow's own default (179 MP, its own message) must not decide
     try:
         image = Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -139,3 +139,17 @@ def test_a_batch_whose_client_gives_up_is_cancelled(served: str) -> None:
         f"{served}/segment/batch", files=[("files", ("s.png", png(scene[:256, :256]), "image/png"))]
     )
     assert small.status_code == 200
+
+
+def test_every_format_has_the_same_pixel_limit() -> None:
+    """A JPEG declaring 200 MP is judged by our limit, with our message, not by Pillow's 179 MP default."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(buffer, format="JPEG")
+    data = bytearray(buffer.getvalue())
+    sof = data.find(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = (10_000).to_bytes(2, "big") + (20_000).to_bytes(2, "big")
+    with pytest.raises(ImageError) as info:
+        decode(bytes(data), max_pixels=150_000_000)
+    assert info.value.status_code == 413 and "limit of 150000000" in info.value.detail.replace(
+        "(limit ", "limit of "
+    )
