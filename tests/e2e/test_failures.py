@@ -44,7 +44,7 @@ FAILURE_SETTINGS = {
 DEADLINE_ERROR = "not processed before the job deadline"
 REDIS_DOWN_SECONDS = 6.0  # longer than an image takes: the images in progress need Redis meanwhile
 ACTIVE = ("queued", "processing", "archiving")
-REPORTS = {"report.json", "report.csv"}
+REPORTS = {"report.json", "report.csv", "slicks.geojson", "slicks.csv"}
 
 
 class DurableStack(Stack):
@@ -118,7 +118,8 @@ def assert_archive_matches(stack: Stack, final: dict[str, Any], user_hash: str) 
     ok = {image["name"] for image in report["images"] if image["status"] == "ok"}
     failed = {image["name"]: image["error"] for image in report["images"] if image["status"] == "failed"}
     assert (len(ok), len(failed)) == (final["done"], final["failed"])
-    assert names == {f"{kind}/{name}" for name in ok for kind in ("masks", "overlays")} | REPORTS
+    slicks = {f"slicks/{name.removesuffix('.png')}.geojson" for name in ok}  # PNG inputs: no COG masks
+    assert names == {f"{kind}/{name}" for name in ok for kind in ("masks", "overlays")} | slicks | REPORTS
     assert failed == {e["name"]: e["error"] for e in final["errors"]}
     return report
 
@@ -269,6 +270,7 @@ def assert_only_own_results(stack: Stack, user: int, job: dict[str, Any]) -> Non
     mine = user_images(user)
     with download(stack, job["user_hash"]) as archive:
         expected = {f"{kind}/{name}" for name in mine for kind in ("masks", "overlays")}
+        expected |= {f"slicks/{name.removesuffix('.png')}.geojson" for name in mine}  # PNGs: no COG masks
         assert set(archive.namelist()) == expected | REPORTS
         report = json.loads(archive.read("report.json"))
         for name, (h, w) in mine.items():

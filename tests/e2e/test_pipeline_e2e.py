@@ -143,7 +143,8 @@ def test_upload_segment_download_and_expire(stack: Stack, make_sar: MakeSar, enc
     with download(stack, user_hash) as archive:
         names = set(archive.namelist())
         expected = {f"{kind}/{out}" for out in expected_out.values() for kind in ("masks", "overlays")}
-        assert names == expected | {"report.json", "report.csv"}
+        expected |= {f"slicks/{out.removesuffix('.png')}.geojson" for out in expected_out.values()}
+        assert names == expected | {"report.json", "report.csv", "slicks.geojson", "slicks.csv"}
         report = json.loads(archive.read("report.json"))
         rows = {row["name"]: row for row in csv.DictReader(io.StringIO(archive.read("report.csv").decode()))}
         by_name = {image["name"]: image for image in report["images"]}
