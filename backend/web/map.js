@@ -14,7 +14,13 @@ const CONFIDENCE_BINS = [
   { min: 0.6, colour: "#f97316", label: "0.60–0.75" },
   { min: -Infinity, colour: "#facc15", label: "< 0.60" },
 ];
-const FOOTPRINT_STYLE = { color: "#0e7490", weight: 1.5, dashArray: "5 4", fillColor: "#0e7490", fillOpacity: 0.06 };
+const FOOTPRINT_STYLE = {
+  color: "#0e7490",
+  weight: 1.5,
+  dashArray: "5 4",
+  fillColor: "#0e7490",
+  fillOpacity: 0.06,
+};
 
 let mapConfig = null; // the promise of GET /api/map/config, asked once
 let leaflet = null; // {map, footprints, slicks, basemap}: one Leaflet map for the page, emptied for each job
@@ -89,7 +95,8 @@ function createMap() {
   // Where the map looks, for people reading the page's state (and its tests).
   map.on("moveend", () => {
     const b = map.getBounds();
-    $("map").dataset.bounds = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(6)).join(",");
+    const edges = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];
+    $("map").dataset.bounds = edges.map((v) => v.toFixed(6)).join(",");
   });
   const moved = () => job && job.map && (job.map.userMoved = true);
   map.on("dragstart", moved);
@@ -265,9 +272,10 @@ function render(current) {
   }
   renderNotGeoreferenced(state);
   const km2 = state.features.reduce((sum, f) => sum + (f.properties.area_km2 || 0), 0);
+  const images = plural(state.footprints.size, "georeferenced image");
   $("map-summary").textContent = state.features.length
-    ? `${plural(state.features.length, "slick")} · ${formatArea(km2)} km² · ${plural(state.footprints.size, "georeferenced image")}`
-    : plural(state.footprints.size, "georeferenced image");
+    ? `${plural(state.features.length, "slick")} · ${formatArea(km2)} km² · ${images}`
+    : images;
 }
 
 function fitFootprints(state, animate) {
@@ -308,14 +316,14 @@ function drawSlicks(state) {
 function slickLabel(feature) {
   const p = feature.properties;
   const label = textElement("span", `${p.image} · slick ${p.id}`);
-  label.append(
-    document.createElement("br"),
-    `${formatArea(p.area_km2)} km² · confidence ${(p.confidence ?? 0).toFixed(2)} (max ${(p.confidence_max ?? 0).toFixed(2)})`,
-  );
+  const confidence = `${(p.confidence ?? 0).toFixed(2)} (max ${(p.confidence_max ?? 0).toFixed(2)})`;
+  label.append(document.createElement("br"), `${formatArea(p.area_km2)} km² · confidence ${confidence}`);
   if (p.length_km != null && p.width_km != null) {
     label.append(document.createElement("br"), `${p.length_km.toFixed(2)} × ${p.width_km.toFixed(2)} km`);
   }
-  if (p.touches_nodata) label.append(document.createElement("br"), "touches the image's edge: may go on beyond it");
+  if (p.touches_nodata) {
+    label.append(document.createElement("br"), "touches nodata or the image's edge: may go on beyond it");
+  }
   return label;
 }
 
@@ -339,7 +347,7 @@ function slickRow(feature, selected) {
   when.append(textElement("span", formatAcquired(p.acquired), "acquired"));
   if (p.touches_nodata) {
     const edge = textElement("span", "at the edge", "edge");
-    edge.title = "touches the image's nodata edge: the slick may go on beyond it";
+    edge.title = "touches nodata or the image's edge: the slick may go on beyond it (its area is a lower bound)";
     when.append(edge);
   }
   slick.append(name, when);
