@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import shapely
 from affine import Affine
-from rasterio.features import rasterize, shapes
+from rasterio.features import rasterize, shapes, sieve
 from shapely.geometry import Polygon, shape
 
 from ml.geo.georef import GEOD, Georef
@@ -115,8 +115,13 @@ def vectorise(
     if georef is not None and min_area_km2 > 0:
         dx, dy = georef.pixel_size_m()
         min_px = max(min_px, 0.5 * min_area_km2 * 1e6 / (dx * dy))
+    # GDAL's sieve drops the regions under the minimum in C, so that no polygon is built for a speck; the
+    # holes it fills are taken back by the AND, so the slicks that stay keep their exact pixels.
+    keep = box if min_px < 2 else box & sieve(box.view(np.uint8), size=int(min_px), connectivity=4).view(bool)
     regions: list[tuple[int, Polygon]] = []
-    for geom, _ in shapes(box.view(np.uint8), mask=box, connectivity=4, transform=Affine.translation(c0, r0)):
+    for geom, _ in shapes(
+        box.view(np.uint8), mask=keep, connectivity=4, transform=Affine.translation(c0, r0)
+    ):
         polygon = shape(geom)
         pixels = round(polygon.area)
         if pixels >= min_px:

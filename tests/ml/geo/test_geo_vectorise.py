@@ -279,3 +279,17 @@ def test_smooth_outline_keeps_a_rectangle() -> None:
     smooth = smooth_outline(rectangle)
     assert smooth.area == pytest.approx(rectangle.area, abs=1.0)
     assert smooth.hausdorff_distance(rectangle) <= 0.5
+
+
+def test_specks_under_the_minimum_are_dropped_and_holes_kept() -> None:
+    """Regions below min_pixels never become polygons; a kept slick keeps its holes and exact pixels."""
+    rng = np.random.default_rng(0)
+    mask = np.where(rng.random((256, 256)) < 0.02, 255, 0).astype(np.uint8)  # ~1,000 specks
+    mask[60:120, 40:200] = 255
+    mask[80:83, 100:103] = 0  # a 9-pixel hole, under the minimum: it must stay a hole
+    prob = np.full(mask.shape, 0.9, np.float32)
+    everything = vectorise(mask, prob, min_pixels=1)
+    kept = vectorise(mask, prob, min_pixels=16)
+    assert len(everything) > 500 and len(kept) == 1
+    big = next(s for s in everything if s.pixels == kept[0].pixels)
+    assert kept[0].polygon_px.equals(big.polygon_px) and len(kept[0].polygon_px.interiors) >= 1
