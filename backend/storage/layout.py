@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from backend.upload.names import collision_key
+
 TOKEN_BYTES = 16  # 128 bits, rendered as 32 lowercase hex characters
 TOKEN_RE = re.compile(r"[0-9a-f]{32}")
 
@@ -95,16 +97,18 @@ class ResultsDir:
 
 
 def output_names(names: Iterable[str]) -> dict[str, str]:
-    """Map each input's relative path to its mask/overlay name: extension replaced by .png, folders kept.
+    """Map each input's relative path to its mask/overlay name (the one scheme, in the README).
 
-    Inputs that differ only by extension (x.jpg and x.png) keep it (x.jpg.png, x.png.png). Names that would
-    still clash, also case-insensitively (for people unzipping on Windows or macOS), get a ~N suffix in
-    sorted order, so the mapping is deterministic.
+    The name is the input's path with its extension replaced by .png, folders kept (a/x.jpg -> a/x.png).
+    Inputs that would share that name, ignoring case and Unicode compatibility forms as Windows and macOS do
+    when the archive is unpacked, all keep their whole name instead (x.jpg -> x.jpg.png, x.png -> x.png.png).
+    Names that still clash (a.png and A.PNG) get ~2, ~3 before .png, in code-point order of the inputs, so
+    the mapping is deterministic: A.PNG -> A.PNG.png, a.png -> a.png~2.png.
     """
     names = sorted(set(names))
     by_stem: defaultdict[str, list[str]] = defaultdict(list)
     for name in names:
-        by_stem[str(PurePosixPath(name).with_suffix("")).casefold()].append(name)
+        by_stem[collision_key(PurePosixPath(name).with_suffix(""))].append(name)
     wanted = {}
     for group in by_stem.values():
         for name in group:
@@ -114,10 +118,10 @@ def output_names(names: Iterable[str]) -> dict[str, str]:
     result = {}
     for name in names:
         out, n = wanted[name], 1
-        while out.casefold() in taken:
-            out = f"{wanted[name].removesuffix('.png')}~{n}.png"
+        while collision_key(PurePosixPath(out)) in taken:
             n += 1
-        taken.add(out.casefold())
+            out = f"{wanted[name].removesuffix('.png')}~{n}.png"
+        taken.add(collision_key(PurePosixPath(out)))
         result[name] = out
     return result
 

@@ -85,25 +85,30 @@ def collision_key(path: PurePosixPath) -> str:
 
 
 class NameRegistry:
-    """Hands out unique output paths in entry order: the first keeps its name, later clashes get " (2)"...
+    """Hands out unique image names in entry order: the first keeps its name, a repeat gets " (2)"...
 
-    Clashes are judged by collision_key, so "a/X.png" and "A/x.PNG" cannot overwrite each other in the
-    results archive when it is unpacked on Windows or macOS.
+    Only the same name twice (after NFC, so a macOS NFD name and its NFC twin count as one) is renamed: names
+    that differ only by case or Unicode compatibility form ("a.png", "A.PNG") are different entries of the zip
+    and keep their names; their outputs are kept apart by backend.storage.layout.output_names. A path whose
+    folder has the name of an earlier file (also by collision_key) is refused: unpacked, one would hide the
+    other.
     """
 
     def __init__(self) -> None:
         self._files: set[str] = set()
+        self._file_keys: set[str] = set()
         self._dirs: set[str] = set()
 
     def claim(self, path: PurePosixPath) -> PurePosixPath | Rejected:
         """Reserve `path` (or a numbered variant of it) and return what was reserved."""
         parents = [collision_key(parent) for parent in path.parents if parent != PurePosixPath(".")]
-        if any(key in self._files for key in parents):
+        if any(key in self._file_keys for key in parents):
             return Rejected("a folder in its path has the same name as an earlier file")
         candidate, number = path, 1
-        while collision_key(candidate) in self._files or collision_key(candidate) in self._dirs:
+        while str(candidate) in self._files or collision_key(candidate) in self._dirs:
             number += 1
             candidate = path.with_name(shorten_component(f"{path.stem} ({number}){path.suffix}"))
-        self._files.add(collision_key(candidate))
+        self._files.add(str(candidate))
+        self._file_keys.add(collision_key(candidate))
         self._dirs.update(parents)
         return candidate

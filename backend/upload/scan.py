@@ -10,7 +10,7 @@ too many entries or images, declared or actual total size over the limit, a comp
 400 for anything malformed: not a zip, empty, corrupt or truncated, an entry whose data does not match the
 size its central directory declares, or a zip with no usable image. Entries that are merely unusable
 (traversal names, symlinks, nested zips, non-images, empty files, dotfiles, __MACOSX, encrypted) are skipped
-and listed with a reason; truncated images and decompression bombs inside a valid image header are left to
+and listed with a reason; folder records are left out (nobody put them there on purpose); truncated images and decompression bombs inside a valid image header are left to
 the ML service, whose 400/413 becomes a per-image error.
 """
 
@@ -95,6 +95,8 @@ def scan_images(zip_path: Path, limits: ZipLimits) -> ZipScan:
         skipped: dict[int, SkippedEntry] = {}
         planned: list[tuple[int, zipfile.ZipInfo, PurePosixPath]] = []
         for index, info in enumerate(infos):
+            if info.filename.endswith("/") or (info.filename.endswith("\\") and not info.file_size):
+                continue  # a folder record: nothing the user put there, so not listed as skipped
             verdict = _classify(info)
             if isinstance(verdict, Rejected):
                 skipped[index] = _skip(info, verdict.reason)
@@ -122,12 +124,17 @@ def _open_zip(zip_path: Path) -> zipfile.ZipFile:
         return zipfile.ZipFile(zip_path)
     except (*_CORRUPT, NotImplementedError, IndexError, KeyError) as exc:
         with zip_path.open("rb") as fh:
-            looks_like_zip = fh.read(2) == b"PK"
-        if looks_like_zip:
+            head = fh.read(16)
+        if head.startswith(b"PK"):
             # zipfile says "File is not a zip file" whenever the end record is missing, as in a truncated zip.
             why = "" if str(exc) == "File is not a zip file" else f" ({exc})"
             raise UploadError(400, f"corrupt or truncated zip file{why}") from exc
-        raise UploadError(400, "not a zip file") from exc
+        kind = next((kind for sig, kind in _SIGNATURES.items() if head.startswith(sig)), None)
+        if kind:
+            ext = {"PNG": "png", "JPEG": "jpg", "TIFF": "tif"}[kind]
+            hint = f"zip it first, e.g. zip scenes.zip *.{ext}"
+            raise UploadError(400, f"not a zip file but a {kind} image: {hint}") from exc
+        raise UploadError(400, "not a zip file: upload a .zip of PNG, JPEG or TIFF images") from exc
 
 
 def _check_declared(infos: list[zipfile.ZipInfo], limits: ZipLimits) -> None:
@@ -156,7 +163,7 @@ def _classify(info: zipfile.ZipInfo) -> PurePosixPath | Rejected:
     path = sanitize_entry_name(info.filename)
     if isinstance(path, Rejected):
         return path
-    if info.is_dir() or info.filename.endswith("\\"):
+    if info.filename.endswith("\\"):
         return Rejected("directory")
     mode = info.external_attr >> 16
     if stat.S_ISLNK(mode):

@@ -90,3 +90,15 @@ def test_users_lists_only_token_folders_with_newest_mtime(tmp_path: Path) -> Non
     (mtime,) = [m for _, m in ResultsDir(tmp_path).users()]
     assert mtime > time.time() - 60
     assert list(ResultsDir(tmp_path / "missing").users()) == []
+
+
+def test_output_names_one_scheme_for_collisions_across_extensions_and_case() -> None:
+    # The README's example: a.png, a.jpg, a.tif and A.PNG all in one zip (the upload keeps A.PNG's name).
+    out = layout.output_names(["a.png", "a.jpg", "a.tif", "A.PNG", "b.tif"])
+    assert out == {
+        "A.PNG": "A.PNG.png",
+        "a.jpg": "a.jpg.png",
+        "a.png": "a.png~2.png",
+        "a.tif": "a.tif.png",
+        "b.tif": "b.png",
+    }

@@ -112,24 +112,26 @@ def test_any_name_is_rejected_or_safe(raw: str) -> None:
     assert all(len(part.encode()) <= MAX_COMPONENT_BYTES for part in verdict.parts)
 
 
-def test_registry_keeps_first_name_and_numbers_later_clashes() -> None:
+def test_registry_keeps_names_of_the_zip_and_numbers_only_repeats() -> None:
     registry = NameRegistry()
-    claimed = [registry.claim(PurePosixPath(name)) for name in ("a/x.png", "A/X.PNG", "a/x.png", "b/x.png")]
+    names = ("a/x.png", "A/X.PNG", "a/x.png", "b/x.png", "a/x.png")
+    claimed = [registry.claim(PurePosixPath(name)) for name in names]
     assert claimed == [
         PurePosixPath("a/x.png"),
-        PurePosixPath("A/X (2).PNG"),
-        PurePosixPath("a/x (3).png"),
+        PurePosixPath("A/X.PNG"),  # another entry of the zip: its name is kept (outputs are kept apart)
+        PurePosixPath("a/x (2).png"),
         PurePosixPath("b/x.png"),
+        PurePosixPath("a/x (3).png"),
     ]
 
 
-def test_registry_dedupes_compatibility_forms_and_avoids_taken_numbers() -> None:
+def test_registry_keeps_compatibility_forms_and_avoids_taken_numbers() -> None:
     registry = NameRegistry()
     assert registry.claim(PurePosixPath("x (2).png")) == PurePosixPath("x (2).png")
     assert registry.claim(PurePosixPath("x.png")) == PurePosixPath("x.png")
-    assert registry.claim(PurePosixPath("X.png")) == PurePosixPath("X (3).png")
+    assert registry.claim(PurePosixPath("x.png")) == PurePosixPath("x (3).png")
     assert registry.claim(PurePosixPath("ﬁle.png")) == PurePosixPath("ﬁle.png")
-    assert registry.claim(PurePosixPath("file.png")) == PurePosixPath("file (2).png")
+    assert registry.claim(PurePosixPath("file.png")) == PurePosixPath("file.png")
 
 
 def test_registry_file_and_folder_with_the_same_name() -> None:

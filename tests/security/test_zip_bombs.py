@@ -92,8 +92,15 @@ def test_zip64_end_record_is_read(
     ("data", "detail"),
     [
         (b"", "uploaded file is empty"),
-        (b"hello, this is not a zip file at all" * 10, "not a zip file"),
-        (b"\x89PNG\r\n\x1a\n" + bytes(100), "not a zip file"),
+        (
+            b"hello, this is not a zip file at all" * 10,
+            "not a zip file: upload a .zip of PNG, JPEG or TIFF images",
+        ),
+        (
+            b"\x89PNG\r\n\x1a\n" + bytes(100),
+            "not a zip file but a PNG image: zip it first, e.g. zip scenes.zip *.png",
+        ),
+        (b"II*\x00" + bytes(100), "not a zip file but a TIFF image: zip it first, e.g. zip scenes.zip *.tif"),
         (b"PK\x05\x06" + bytes(18), "zip file is empty"),
     ],
 )
