@@ -20,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 VAR = ROOT / "var"  # make run's embedded Redis data and beat's schedule
 PY = sys.executable
 API_APP = "backend.api.main:app"
+# The API's HTTP protocol: httptools with a head-size limit, a head deadline and a connection cap.
+API_HTTP = "backend.api.http:GuardedHttpTools"
 ML_APP = "ml.service.main:app"
 CELERY_APP = "backend.core.celery_app"
 FLOWER_PORT = 5555
@@ -44,9 +46,17 @@ def redis_server(port: int, data_dir: Path, *, aof: str | None = None) -> list[s
 
 
 def uvicorn(
-    app: str, host: str, port: int, *, access_log: bool = True, log_level: str | None = None
+    app: str,
+    host: str,
+    port: int,
+    *,
+    access_log: bool = True,
+    log_level: str | None = None,
+    http: str | None = None,
 ) -> list[str]:
     argv = [PY, "-m", "uvicorn", app, "--host", host, "--port", str(port)]
+    if http:
+        argv += ["--http", http]
     if not access_log:
         argv.append("--no-access-log")
     if log_level:
@@ -60,7 +70,7 @@ def ml_service(host: str, port: int, *, access_log: bool = True) -> list[str]:
 
 
 def api(host: str, port: int, *, access_log: bool = True, log_level: str | None = None) -> list[str]:
-    return uvicorn(API_APP, host, port, access_log=access_log, log_level=log_level)
+    return uvicorn(API_APP, host, port, access_log=access_log, log_level=log_level, http=API_HTTP)
 
 
 def celery(*args: str) -> list[str]:

@@ -20,6 +20,11 @@ class Settings(BaseSettings):
     ML_PORT: int = 8002
     ML_SERVICE_URL: str = "http://127.0.0.1:8002"
     REDIS_URL: str | None = None
+    # The API's HTTP guard (backend/api/http.py): request head size (431 above), time from a request's first
+    # byte to the end of its headers (then 408 and closed), open connections per API process.
+    API_MAX_HEADER_BYTES: int = Field(16384, ge=1024)
+    API_HEADER_TIMEOUT_SECONDS: float = Field(10.0, gt=0)
+    API_MAX_CONNECTIONS: int = Field(1000, ge=1)
     # Where `make run` starts its embedded redis-server when REDIS_URL is unset or unreachable.
     EMBEDDED_REDIS_PORT: int = 6390
     RESULTS_DIR: Path = Path("results")

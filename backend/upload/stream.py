@@ -22,6 +22,10 @@ if TYPE_CHECKING:  # a typing-only name in python-multipart
 
 # Part headers and the other (ignored) form fields may add this much to the body beyond max_bytes.
 FORM_OVERHEAD_BYTES = 1 << 20
+# At most this many parts in the form, and this many bytes of part headers in all: 20 MB of empty parts (a
+# million callbacks on the event loop) are refused after the first few instead of parsed to the end.
+MAX_FORM_PARTS = 16
+MAX_PART_HEADER_BYTES = 64 * 1024
 # Buffered part data is handed to a worker thread in batches of about this size, keeping the loop free.
 FLUSH_BYTES = 1 << 20
 
@@ -53,6 +57,8 @@ class _FieldSink:
         self._header_name = bytearray()
         self._header_value = bytearray()
         self._headers: dict[bytes, bytes] = {}
+        self.parts = 0
+        self.header_bytes = 0
 
     def callbacks(self) -> "MultipartCallbacks":
         return {
@@ -67,13 +73,23 @@ class _FieldSink:
         }
 
     def _part_begin(self) -> None:
+        self.parts += 1
+        if self.parts > MAX_FORM_PARTS:
+            raise UploadError(413, f"more than {MAX_FORM_PARTS} parts in the form")
         self._headers.clear()
         self._in_field = False
 
+    def _count_header(self, size: int) -> None:
+        self.header_bytes += size
+        if self.header_bytes > MAX_PART_HEADER_BYTES:
+            raise UploadError(413, f"the form's part headers exceed {MAX_PART_HEADER_BYTES} bytes")
+
     def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
         self._header_name += data[start:end]
 
     def _header_val(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
         self._header_value += data[start:end]
 
     def _header_end(self) -> None:

@@ -116,3 +116,25 @@ def test_oversized_upload_gets_413_and_server_keeps_serving(server: tuple[str, P
     assert offered < UPLOAD_BYTES + 64 * CHUNK
     assert not (dest_dir / "upload.bin").exists()
     assert httpx.get(url + "/ping").json() == {"status": "ok"}
+
+
+def test_twenty_mb_of_empty_parts_is_refused_fast_and_the_loop_stays_free(
+    server: tuple[str, Path, int],
+) -> None:
+    url, dest_dir, _ = server
+    empty_part = b'--b\r\nContent-Disposition: form-data; name="x"\r\n\r\n\r\n'
+    body = empty_part * (20_000_000 // len(empty_part))
+    body += b'--b\r\nContent-Disposition: form-data; name="file"\r\n\r\nPK\r\n--b--\r\n'
+    headers = {"content-type": "multipart/form-data; boundary=b"}
+    started = time.perf_counter()
+    try:
+        response = httpx.post(url + "/upload", content=body, headers=headers, timeout=30)
+        assert response.status_code == 413
+        assert "parts in the form" in response.json()["detail"]
+    except httpx.TransportError:
+        pass  # closed while the client still wrote: refused all the same
+    assert time.perf_counter() - started < 3
+    assert not (dest_dir / "upload.bin").exists()
+    ping_started = time.perf_counter()
+    assert httpx.get(url + "/ping").json() == {"status": "ok"}
+    assert time.perf_counter() - ping_started < 0.5
