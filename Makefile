@@ -7,10 +7,11 @@ TRAIN_STAMP := $(VENV)/.installed-train
 
 .PHONY: install install-train run test test-fast lint format train export evaluate bench flower clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .  # the `oilspill` command; imports from any folder
 	touch $@
 
 install: $(STAMP) ## create .venv with runtime and test dependencies

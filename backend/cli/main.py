@@ -1,7 +1,8 @@
-"""The API client behind `python -m backend.cli upload scenes.zip --wait --out masks.zip`.
+"""The API client behind `oilspill upload scenes.zip --wait --out masks.zip` (or `python -m backend.cli`).
 
 Exit codes: 0 done, 1 the job failed, 2 bad usage or unreadable local file, 3 the API cannot be reached,
-4 the API refused the request (its `detail` is printed).
+4 the API refused the request (its `detail` is printed); 141 (as if killed by SIGPIPE) when whoever reads
+the output stops reading (`oilspill status --json | head`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +25,9 @@ from backend.cli.progress import Progress, ProgressReader, human_bytes
 
 DEFAULT_API = "http://127.0.0.1:8000"
 ACTIVE = ("queued", "processing", "archiving")
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process killed by SIGPIPE
+# The archive's name as the API gives it (Content-Disposition), so the CLI, the browser and `curl -OJ` agree.
+_ARCHIVE_NAME = re.compile(r'filename="?(oilspill-[0-9a-f]{32}\.zip)"?')
 __all__ = ["EXIT_JOB_FAILED", "EXIT_REFUSED", "EXIT_UNREACHABLE", "EXIT_USAGE", "CLIError", "main", "parser"]
 
 
@@ -37,8 +42,22 @@ def _print_json(body: Any) -> None:
     print(json.dumps(body, indent=2))
 
 
+def _check_out(out: Path | None) -> None:
+    """Refuse an --out that cannot be written before anything is uploaded or downloaded."""
+    if out is None:
+        return
+    folder = out.parent
+    if out.is_dir():
+        raise CLIError(f"cannot write {out}: it is a folder", EXIT_USAGE)
+    if not folder.is_dir():
+        raise CLIError(f"cannot write {out}: no folder {folder}", EXIT_USAGE)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CLIError(f"cannot write {out}: the folder {folder} is not writable", EXIT_USAGE)
+
+
 def upload(args: argparse.Namespace) -> int:
     path: Path = args.zip
+    _check_out(args.out)
     try:
         size = path.stat().st_size
         file = path.open("rb")
@@ -104,27 +123,37 @@ def _wait(client: httpx.Client, job_id: str, poll: float) -> dict[str, Any]:
     return job
 
 
-def _download(client: httpx.Client, user_hash: str, out: Path) -> None:
-    """Stream the archive to `out` through a .part file, so a broken download leaves no truncated zip."""
+def _download(client: httpx.Client, user_hash: str, out: Path | None) -> None:
+    """Stream the archive to `out` through a .part file, so a broken download leaves no truncated zip.
+
+    Without `out`, the archive takes the name the API gives it (oilspill-<job_id>.zip) in the current folder.
+    """
+    with client.stream("GET", f"/api/download/{user_hash}") as response:
+        _check(response)
+        if out is None:
+            found = _ARCHIVE_NAME.search(response.headers.get("content-disposition", ""))
+            out = Path(found.group(1) if found else f"oilspill-{user_hash}.zip")
+        _save(response, out)
+    print(f"saved {out} ({human_bytes(out.stat().st_size)})")
+
+
+def _save(response: httpx.Response, out: Path) -> None:
     partial = out.with_name(out.name + ".part")
     progress = Progress(f"download {out.name}", unit="bytes")
     try:
-        with client.stream("GET", f"/api/download/{user_hash}") as response:
-            _check(response)
-            total = int(response.headers.get("content-length", 0)) or None
-            received = 0
-            with partial.open("wb") as sink:
-                for chunk in response.iter_bytes(1024 * 1024):
-                    sink.write(chunk)
-                    received += len(chunk)
-                    progress.update(received, total)
+        total = int(response.headers.get("content-length", 0)) or None
+        received = 0
+        with partial.open("wb") as sink:
+            for chunk in response.iter_bytes(1024 * 1024):
+                sink.write(chunk)
+                received += len(chunk)
+                progress.update(received, total)
         partial.replace(out)
     except OSError as exc:
         raise CLIError(f"cannot write {out}: {exc.strerror or exc}", EXIT_USAGE) from exc
     finally:
         progress.close()
         partial.unlink(missing_ok=True)
-    print(f"saved {out} ({human_bytes(out.stat().st_size)})")
 
 
 def _print_slicks(client: httpx.Client, user_hash: str) -> None:
@@ -146,17 +175,19 @@ def show_slicks(args: argparse.Namespace) -> int:
 
 
 def download(args: argparse.Namespace) -> int:
+    _check_out(args.out)
     with _client(args) as client:
-        _download(client, args.user_hash, args.out or Path(f"oilspill-{args.user_hash}.zip"))
+        _download(client, args.user_hash, args.out)
     return 0
 
 
 def status(args: argparse.Namespace) -> int:
     with _client(args) as client:
         job = _check(client.get(f"/api/status/{args.job_id}")).json()
+    code = EXIT_JOB_FAILED if job["state"] == "failed" else 0
     if args.json:
         _print_json(job)
-        return 0
+        return code
     print(
         f"job {job['job_id']}: {job['state']}, {job['done']} of {job['total']} images, {job['failed']} failed"
     )
@@ -164,7 +195,7 @@ def status(args: argparse.Namespace) -> int:
         print(f"  failed {error['name']}: {error['error']}")
     if job["expires_at"]:
         print(f"  files {'were' if job['state'] == 'expired' else 'are'} deleted at {job['expires_at']}")
-    return 0
+    return code
 
 
 def tasks(args: argparse.Namespace) -> int:
@@ -188,7 +219,7 @@ def tasks(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
-        prog="python -m backend.cli", description="Oil-spill detection API client."
+        prog="oilspill", description="Oil-spill detection API client (also: python -m backend.cli)."
     )
     root.add_argument("--api", default=os.environ.get("OILSPILL_API", DEFAULT_API), help="API base URL")
     root.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each API answer")
@@ -207,7 +238,9 @@ def parser() -> argparse.ArgumentParser:
 
     dl = commands.add_parser("download", help="download the results archive of an upload")
     dl.add_argument("user_hash")
-    dl.add_argument("--out", type=Path, help="where to save it (default oilspill-<user_hash>.zip)")
+    dl.add_argument(
+        "--out", type=Path, help="where to save it (default oilspill-<job_id>.zip, as the API names it)"
+    )
     dl.set_defaults(run=download)
 
     sl = commands.add_parser("slicks", help="the slicks found in an upload, largest first")
@@ -228,6 +261,19 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The `oilspill` command: run one command, return its exit code."""
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # a reader gone away shows here, not at exit as an "Exception ignored" warning
+        return code
+    except BrokenPipeError:
+        # The reader stopped (`oilspill tasks --json | head`): end quietly, as Unix tools do on SIGPIPE.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
     try:
         code: int = args.run(args)

@@ -10,8 +10,9 @@ too many entries or images, declared or actual total size over the limit, a comp
 400 for anything malformed: not a zip, empty, corrupt or truncated, an entry whose data does not match the
 size its central directory declares, or a zip with no usable image. Entries that are merely unusable
 (traversal names, symlinks, nested zips, non-images, empty files, dotfiles, __MACOSX, encrypted) are skipped
-and listed with a reason; folder records are left out (nobody put them there on purpose); truncated images and decompression bombs inside a valid image header are left to
-the ML service, whose 400/413 becomes a per-image error.
+and listed with a reason; folder records are left out (nobody put them there on purpose); truncated images
+and decompression bombs inside a valid image header are left to the ML service, whose 400/413 becomes a
+per-image error.
 """
 
 import lzma

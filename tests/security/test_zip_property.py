@@ -14,9 +14,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from backend.storage.layout import output_names
 from backend.upload.entries import read_entry
 from backend.upload.errors import UploadError
-from backend.storage.layout import output_names
 from backend.upload.scan import ZipLimits, scan_images
 
 FOLDERS = ["scenes", "2021", "..", ".", "", "a", "A", "__MACOSX", ".git", "C:", "c:\\", " ", "x.png", "日本"]
