@@ -12,12 +12,13 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from backend.api import errors
+from backend.api import docs, errors
 from backend.api.routes import api_router, map, metrics
 from backend.core.config import settings
 from backend.core.logging import configure_logging
 from backend.jobs.store import connect
 
+API_REDIS_TIMEOUT_SECONDS = 1.0
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 # The page loads only its own script, style and images, and may not be framed by another site.
 WEB_HEADERS = {
@@ -35,10 +36,15 @@ class OilSpillAPI(FastAPI):
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    app.state.redis = connect(settings.redis_url)
-    # For the long poll of GET /api/status?wait= only: it waits on pub/sub without holding a thread.
+    # A Redis that stops answering (paused, overloaded) costs a request ~1 s, then 503, not a hung upload.
+    app.state.redis = connect(settings.redis_url, socket_timeout=API_REDIS_TIMEOUT_SECONDS)
+    # For the long poll of GET /api/status?wait= only: it waits on pub/sub without holding a thread. Each
+    # waiter (at most STATUS_MAX_WAITERS) holds one connection and briefly a second.
     app.state.redis_async = redis.asyncio.Redis.from_url(
-        settings.redis_url, decode_responses=True, socket_connect_timeout=3
+        settings.redis_url,
+        decode_responses=True,
+        socket_connect_timeout=3,
+        max_connections=2 * settings.STATUS_MAX_WAITERS + 20,
     )
     try:
         yield
@@ -66,10 +72,13 @@ def create_app() -> FastAPI:
         summary="Upload a zip of Sentinel-1 SAR images, get oil masks and overlays back.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by backend.api.docs from vendored files, so it works offline
+        redoc_url=None,
     )
     app.include_router(api_router)
     app.include_router(metrics.router)
     app.add_api_route("/", web_page, methods=["GET"], include_in_schema=False)
+    docs.install(app)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
     errors.install(app)
     return app

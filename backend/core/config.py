@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     API_MAX_HEADER_BYTES: int = Field(16384, ge=1024)
     API_HEADER_TIMEOUT_SECONDS: float = Field(10.0, gt=0)
     API_MAX_CONNECTIONS: int = Field(1000, ge=1)
+    # Long polls (GET /api/status?wait=) waiting at once per API process, each on its own pub/sub connection;
+    # more get a 429. The API's async Redis pool is sized to hold them and the rest.
+    STATUS_MAX_WAITERS: int = Field(40, ge=1)
     # Where `make run` starts its embedded redis-server when REDIS_URL is unset or unreachable.
     EMBEDDED_REDIS_PORT: int = 6390
     RESULTS_DIR: Path = Path("results")

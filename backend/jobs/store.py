@@ -53,7 +53,7 @@ return 0
 """
 
 
-def connect(url: str, *, retry_seconds: float = 1.0) -> Redis:
+def connect(url: str, *, retry_seconds: float = 1.0, socket_timeout: float = 10) -> Redis:
     """A client with short timeouts that retries a lost connection every 0.5 s for `retry_seconds`.
 
     The API keeps the default (a dead Redis answers 503 in about a second); workers pass
@@ -65,7 +65,7 @@ def connect(url: str, *, retry_seconds: float = 1.0) -> Redis:
         url,
         decode_responses=True,
         socket_connect_timeout=3,
-        socket_timeout=10,
+        socket_timeout=socket_timeout,
         health_check_interval=30,
         retry=retry,
     )

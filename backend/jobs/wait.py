@@ -8,6 +8,8 @@ the job's state channel (JobStore.transition publishes every change) and answers
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from redis.asyncio import Redis
 
@@ -15,6 +17,29 @@ from backend.jobs.keys import job_key, state_channel
 from backend.jobs.models import ACTIVE_STATES
 
 MAX_WAIT_SECONDS = 60.0
+
+
+class TooManyWaiters(Exception):
+    """Every long-poll slot of this API process is taken (STATUS_MAX_WAITERS)."""
+
+
+class WaiterSlots:
+    """Long polls hold a pub/sub connection each for up to a minute: at most `limit` of them at once, so they
+    never take the connections of the pool's other users (a full pool reads as "Redis unreachable")."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.taken = 0
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        if self.taken >= self.limit:  # one event loop: no lock needed between the check and the increment
+            raise TooManyWaiters(self.limit)
+        self.taken += 1
+        try:
+            yield
+        finally:
+            self.taken -= 1
 
 
 async def wait_until_ended(r: Redis, job_id: str, timeout: float) -> None:

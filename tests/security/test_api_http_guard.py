@@ -11,15 +11,22 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
+import redis
 from stack_harness import ROOT, Stack, free_port, wait_for
 
+from backend.jobs.models import JobState
+from backend.jobs.store import JobStore
+from backend.storage.layout import new_token
 from scripts import processes
 
 HEAD_TIMEOUT = 2.0
 MAX_CONNECTIONS = 120
 MAX_HEADER_BYTES = 16384
+MAX_WAITERS = 40
+REDIS_DB = 2  # out of the way of the session stack's sweeper (db 0) and the unit tests (db 1)
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +38,8 @@ def api(stack_base: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         API_MAX_HEADER_BYTES=str(MAX_HEADER_BYTES),
         RESULTS_DIR=str(tmp_path_factory.mktemp("guard-results")),
         ML_SERVICE_URL=f"http://127.0.0.1:{free_port()}",  # nothing there: health answers 503 fast
+        STATUS_MAX_WAITERS=str(MAX_WAITERS),
+        REDIS_URL=stack_base.redis_url.removesuffix("/0") + f"/{REDIS_DB}",
         LOG_LEVEL="WARNING",
     )
     log = (tmp_path_factory.mktemp("guard-logs") / "api.log").open("wb")
@@ -149,3 +158,43 @@ def test_a_flood_of_slow_clients_cannot_shut_out_health(api: tuple[str, int, int
         for sock in flood:
             sock.close()
     assert health_answers(url)
+
+
+def test_a_hundred_long_polls_get_a_clear_429_beyond_the_bound_never_a_false_503(
+    api: tuple[str, int, int], stack_base: Stack
+) -> None:
+    url, _, _ = api
+    client = redis.Redis.from_url(
+        stack_base.redis_url.removesuffix("/0") + f"/{REDIS_DB}", decode_responses=True
+    )
+    store = JobStore(client, record_ttl=600, deadline_s=600, archive_ttl=60)
+    job_id, user_hash = new_token(), new_token()
+    store.create_job(job_id, user_hash, {"a.png": "a.png"}, {})
+    answers: list[httpx.Response] = []
+    health: list[httpx.Response] = []
+
+    async def poll(http: httpx.AsyncClient) -> None:
+        answers.append(await http.get(f"/api/status/{job_id}", params={"wait": 20}))
+
+    async def main() -> None:
+        limits = httpx.Limits(max_connections=200)
+        async with (
+            httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http,
+            anyio.create_task_group() as tg,
+        ):
+            for _ in range(100):
+                tg.start_soon(poll, http)
+            await anyio.sleep(3)  # every poll has arrived: MAX_WAITERS wait, the rest were answered
+            health.append(await http.get("/api/health"))
+            assert len(answers) == 100 - MAX_WAITERS
+            store.transition(job_id, JobState.COMPLETED, [JobState.QUEUED], finished_at=0)
+
+    anyio.run(main)
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [200] * MAX_WAITERS + [429] * (100 - MAX_WAITERS), codes
+    refused = next(r for r in answers if r.status_code == 429)
+    assert "Too many long polls" in refused.json()["detail"] and refused.headers["retry-after"] == "2"
+    assert all(r.json()["state"] == "completed" for r in answers if r.status_code == 200)
+    assert health[0].json()["redis"]["status"] == "ok"  # Redis's pool was never exhausted
+    # The slots are free again.
+    assert httpx.get(f"{url}/api/status/{job_id}", params={"wait": 1}, timeout=5).status_code == 200

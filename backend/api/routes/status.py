@@ -11,10 +11,12 @@ from starlette.concurrency import run_in_threadpool
 
 from backend.api.deps import AsyncRedisDep, StoreDep, ValidJobId
 from backend.api.schemas import ErrorDetail, ImageError, JobStatus
+from backend.core.config import settings
 from backend.jobs.store import JobStore
-from backend.jobs.wait import MAX_WAIT_SECONDS, wait_until_ended
+from backend.jobs.wait import MAX_WAIT_SECONDS, TooManyWaiters, WaiterSlots, wait_until_ended
 
 router = APIRouter(tags=["jobs"])
+waiters = WaiterSlots(settings.STATUS_MAX_WAITERS)
 
 
 def _when(timestamp: float | None) -> datetime | None:
@@ -26,7 +28,13 @@ def _when(timestamp: float | None) -> datetime | None:
     name="status",
     summary="Progress of a job",
     response_model=JobStatus,
-    responses={404: {"model": ErrorDetail, "description": "No such job (or its record has aged out)."}},
+    responses={
+        404: {"model": ErrorDetail, "description": "No such job (or its record has aged out)."},
+        429: {
+            "model": ErrorDetail,
+            "description": "Too many long polls waiting; retry, or ask without `wait`.",
+        },
+    },
 )
 async def job_status(
     job_id: ValidJobId,
@@ -45,7 +53,16 @@ async def job_status(
 ) -> JobStatus:
     """State, counters and per-image errors; `done` grows while the job runs."""
     if wait:
-        await wait_until_ended(events, job_id, wait)
+        try:
+            with waiters.slot():
+                await wait_until_ended(events, job_id, wait)
+        except TooManyWaiters:
+            raise HTTPException(
+                429,
+                f"Too many long polls are waiting on this API process ({waiters.limit}); retry in a few "
+                "seconds, or ask without `wait`.",
+                headers={"Retry-After": "2"},
+            ) from None
     return await run_in_threadpool(_status, store, job_id, request.app.url_path_for)
 
 
