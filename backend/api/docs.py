@@ -50,12 +50,13 @@ def install(app: FastAPI) -> None:
         swagger_css_url=f"{_SWAGGER}/swagger-ui.css",
         swagger_favicon_url="/favicon.ico",
         oauth2_redirect_url=OAUTH2_REDIRECT_URL,
-    ).body.decode()
-    redirect = get_swagger_ui_oauth2_redirect_html().body.decode()
+    ).body
+    docs_html = bytes(docs).decode()
+    redirect = bytes(get_swagger_ui_oauth2_redirect_html().body).decode()
 
     def swagger_ui() -> HTMLResponse:
         """Swagger UI for the OpenAPI document, with no request leaving this origin."""
-        return _page(docs)
+        return _page(docs_html)
 
     def oauth2_redirect() -> HTMLResponse:
         return _page(redirect)
