@@ -6,8 +6,13 @@ The stack is session-scoped and reusable: tests may kill and restart pieces of i
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
+
+# In-process APIs without OPS_TOKEN write their operator token here, not into the repository's var/.
+os.environ.setdefault("OPS_TOKEN_FILE", os.path.join(tempfile.mkdtemp(prefix="ops-token-"), "ops-token"))
 
 import numpy as np
 import pytest

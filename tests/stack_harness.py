@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -28,6 +28,8 @@ from scripts import processes
 from scripts.processes import ROOT
 
 STARTUP_TIMEOUT = 90.0
+OPS_TOKEN = "test-operator-token-0123456789abcdef"
+OPS_HEADERS = {"Authorization": f"Bearer {OPS_TOKEN}"}
 
 # Settings every process of the test stack gets: short timers so expiry is observable within a test.
 STACK_SETTINGS = {
@@ -43,6 +45,8 @@ STACK_SETTINGS = {
     "ML_THREADS": "1",
     "LOG_LEVEL": "INFO",
     "MONITOR_CACHE_SECONDS": "1",
+    "OPS_TOKEN": OPS_TOKEN,
+    "OILSPILL_OPS_TOKEN": OPS_TOKEN,  # the CLI's
 }
 
 
@@ -263,3 +267,28 @@ def encode_image(gray: np.ndarray, fmt: str) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt)
     return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def api_process(stack: Stack, workdir: Path, **env: str) -> Iterator[tuple[str, int, int]]:
+    """One more API process, started as `make run` starts it, on the stack's Redis with `env` on top:
+    yields its URL, port and pid. No ML service unless `env` names one (health answers 503 fast)."""
+    port = free_port()
+    settings = {
+        "RESULTS_DIR": str(workdir / "results"),
+        "ML_SERVICE_URL": f"http://127.0.0.1:{free_port()}",
+        "LOG_LEVEL": "WARNING",
+    }
+    log = (workdir / f"api-{port}.log").open("wb")
+    command = processes.api("127.0.0.1", port, access_log=False)
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env=stack.env(**settings | env), stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: httpx.get(url + "/openapi.json").status_code == 200, 60, "api", proc)
+        yield url, port, proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()

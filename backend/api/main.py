@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from backend.api import docs, errors
+from backend.api import docs, errors, ops_auth
 from backend.api.routes import api_router, map, metrics
 from backend.core.config import settings
 from backend.core.logging import configure_logging
@@ -36,6 +36,7 @@ class OilSpillAPI(FastAPI):
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    ops_auth.operator_token(settings)  # without OPS_TOKEN: the token file is written (and logged) at start
     # A Redis that stops answering (paused, overloaded) costs a request ~1 s, then 503, not a hung upload.
     app.state.redis = connect(settings.redis_url, socket_timeout=API_REDIS_TIMEOUT_SECONDS)
     # For the long poll of GET /api/status?wait= only: it waits on pub/sub without holding a thread. Each

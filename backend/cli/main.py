@@ -31,9 +31,22 @@ _ARCHIVE_NAME = re.compile(r'filename="?(oilspill-[0-9a-f]{32}\.zip)"?')
 __all__ = ["EXIT_JOB_FAILED", "EXIT_REFUSED", "EXIT_UNREACHABLE", "EXIT_USAGE", "CLIError", "main", "parser"]
 
 
+def _ops_token(api: str) -> str | None:
+    """OILSPILL_OPS_TOKEN, or for an API on this machine the token it wrote (OILSPILL_OPS_TOKEN_FILE)."""
+    if token := os.environ.get("OILSPILL_OPS_TOKEN"):
+        return token
+    if httpx.URL(api).host not in ("127.0.0.1", "localhost", "::1"):
+        return None  # never send this machine's token to another server
+    path = Path(os.environ.get("OILSPILL_OPS_TOKEN_FILE", "var/ops-token"))
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
 def _client(args: argparse.Namespace) -> httpx.Client:
     timeout = httpx.Timeout(args.timeout, connect=10.0)
-    token = os.environ.get("OILSPILL_OPS_TOKEN")
+    token = _ops_token(args.api)
     headers = {"Authorization": f"Bearer {token}"} if token else None
     return httpx.Client(base_url=args.api.rstrip("/"), timeout=timeout, headers=headers)
 

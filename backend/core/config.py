@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MB = 1024 * 1024
+MIN_OPS_TOKEN_LENGTH = 20
 
 
 class Settings(BaseSettings):
@@ -71,9 +72,11 @@ class Settings(BaseSettings):
     # answers are reused for MONITOR_CACHE_SECONDS, so health probes never broadcast per request.
     MONITOR_TIMEOUT_SECONDS: float = Field(1.0, gt=0)
     MONITOR_CACHE_SECONDS: float = Field(5.0, ge=0)
-    # Job ids lead to download links, so the job list and queue views are for operators: with OPS_TOKEN unset
-    # they answer loopback clients only; set it to allow remote callers with `Authorization: Bearer <token>`.
+    # Job ids lead to download links, so the job list and queue views are for operators, whatever their
+    # address: `Authorization: Bearer <token>` with OPS_TOKEN, or, when unset, the random token the API writes
+    # to OPS_TOKEN_FILE on first start (backend/api/ops_auth.py).
     OPS_TOKEN: str = ""
+    OPS_TOKEN_FILE: Path = Path("var/ops-token")
 
     LOG_LEVEL: str = "INFO"
     LOG_JSON: bool = False
@@ -82,6 +85,13 @@ class Settings(BaseSettings):
     # the map works offline. Its origin is added to the page's img-src. The attribution is shown as text.
     MAP_TILE_URL: str = Field("", pattern=r"^(https?://[^\s'\";,]+)?$")
     MAP_ATTRIBUTION: str = ""
+
+    @field_validator("OPS_TOKEN")
+    @classmethod
+    def _long_enough(cls, token: str) -> str:
+        if token and len(token) < MIN_OPS_TOKEN_LENGTH:
+            raise ValueError(f"OPS_TOKEN must have at least {MIN_OPS_TOKEN_LENGTH} characters (or be empty)")
+        return token
 
     @property
     def redis_url(self) -> str:

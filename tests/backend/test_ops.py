@@ -17,6 +17,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from stack_harness import OPS_HEADERS, OPS_TOKEN
 
 from backend.api.main import app
 from backend.core.config import settings
@@ -40,7 +41,8 @@ def client(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         mp.setattr(settings, "REDIS_URL", ops_url)
         mp.setattr(settings, "RESULTS_DIR", tmp_path_factory.mktemp("ops") / "results")
         mp.setattr(settings, "MIN_FREE_DISK_MB", 1)
-        with TestClient(app) as c:
+        mp.setattr(settings, "OPS_TOKEN", OPS_TOKEN)
+        with TestClient(app, headers=OPS_HEADERS) as c:
             yield c
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from celery import Celery
 from prometheus_client.parser import text_string_to_metric_families
-from stack_harness import Stack, free_port, wait_for
+from stack_harness import OPS_HEADERS, Stack, free_port, wait_for
 from test_pipeline_e2e import truncated_png, zip_of
 
 from scripts import processes
@@ -158,7 +158,9 @@ def test_queue_status_shows_what_the_worker_holds(stack: Stack) -> None:
         sender.send_task("backend.tasks.delete_results", args=[hash_of_nobody], countdown=20)
 
     def holding() -> dict[str, Any] | None:
-        body: dict[str, Any] = httpx.get(f"{stack.api_url}/api/queues/status", timeout=15).json()
+        body: dict[str, Any] = httpx.get(
+            f"{stack.api_url}/api/queues/status", headers=OPS_HEADERS, timeout=15
+        ).json()
         return body if any(w["scheduled"] >= 1 for w in body["workers"]) else None
 
     body = poll(holding, 20, "a scheduled task in /api/queues/status")
@@ -205,7 +207,11 @@ def json_lines(log: Path) -> list[dict[str, Any]]:
 
 def test_log_json_applies_to_api_and_worker(json_logging_processes: tuple[Path, Path, str]) -> None:
     api_log, worker_log, api = json_logging_processes
-    wait_for(lambda: httpx.get(f"{api}/api/tasks?limit=1").status_code == 200, 90, "JSON-logging API")
+    wait_for(
+        lambda: httpx.get(f"{api}/api/tasks?limit=1", headers=OPS_HEADERS).status_code == 200,
+        90,
+        "JSON-logging API",
+    )
     wait_for(lambda: b" ready." in worker_log.read_bytes(), 90, "JSON-logging worker")
     time.sleep(0.3)  # let the API write its access line
     access = [line for line in json_lines(api_log) if line["logger"] == "uvicorn.access"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,12 +14,11 @@ import anyio
 import httpx
 import pytest
 import redis
-from stack_harness import ROOT, Stack, free_port, wait_for
+from stack_harness import Stack, api_process
 
 from backend.jobs.models import JobState
 from backend.jobs.store import JobStore
 from backend.storage.layout import new_token
-from scripts import processes
 
 HEAD_TIMEOUT = 2.0
 MAX_CONNECTIONS = 120
@@ -31,28 +29,16 @@ REDIS_DB = 2  # out of the way of the session stack's sweeper (db 0) and the uni
 
 @pytest.fixture(scope="module")
 def api(stack_base: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int, int]]:
-    port = free_port()
-    env = stack_base.env(
+    with api_process(
+        stack_base,
+        tmp_path_factory.mktemp("guard"),
         API_HEADER_TIMEOUT_SECONDS=str(HEAD_TIMEOUT),
         API_MAX_CONNECTIONS=str(MAX_CONNECTIONS),
         API_MAX_HEADER_BYTES=str(MAX_HEADER_BYTES),
-        RESULTS_DIR=str(tmp_path_factory.mktemp("guard-results")),
-        ML_SERVICE_URL=f"http://127.0.0.1:{free_port()}",  # nothing there: health answers 503 fast
         STATUS_MAX_WAITERS=str(MAX_WAITERS),
         REDIS_URL=stack_base.redis_url.removesuffix("/0") + f"/{REDIS_DB}",
-        LOG_LEVEL="WARNING",
-    )
-    log = (tmp_path_factory.mktemp("guard-logs") / "api.log").open("wb")
-    command = processes.api("127.0.0.1", port, access_log=False)
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: httpx.get(url + "/openapi.json").status_code == 200, 60, "api", proc)
-        yield url, port, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
+    ) as api:
+        yield api
 
 
 def health_answers(url: str, within: float = 4.0) -> bool:

@@ -18,9 +18,9 @@ router = APIRouter(
     responses={
         401: {
             "model": ErrorDetail,
-            "description": "OPS_TOKEN is set and the bearer token is missing or wrong.",
+            "description": "The operator token (OPS_TOKEN or OPS_TOKEN_FILE) is missing or wrong.",
         },
-        403: {"model": ErrorDetail, "description": "OPS_TOKEN is unset and the client is not local."},
+        429: {"model": ErrorDetail, "description": "Too many failed token attempts from this address."},
     },
 )
 
