@@ -195,6 +195,10 @@ class JobStore:
     def due_for_expiry(self, now: float) -> list[str]:
         return cast(list[str], self.client.zrangebyscore(EXPIRY_INDEX, "-inf", now))
 
+    def active_jobs(self, limit: int = 1000) -> list[str]:
+        """Jobs not closed yet (queued, processing, archiving), soonest deadline first."""
+        return cast(list[str], self.client.zrange(ACTIVE_INDEX, 0, limit - 1))
+
     def overdue_jobs(self, now: float) -> list[str]:
         return cast(list[str], self.client.zrangebyscore(ACTIVE_INDEX, "-inf", now))
 

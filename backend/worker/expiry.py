@@ -19,11 +19,15 @@ from backend.worker.context import WorkerContext
 log = logging.getLogger("backend.cleanup")  # the module's name before it moved, for log filters
 
 ORPHAN_AGE_SECONDS = 3600
+# A job whose images all have a result but which is not closed (its chord callback was lost, e.g. with a Redis
+# pause) is re-driven by the sweeper, at most once per this many seconds.
+STALLED_REDRIVE_SECONDS = 60
 
 
 class SweepResult(BaseModel):
     expired: list[str] = []
     overdue_jobs: list[str] = []
+    stalled_jobs: list[str] = []
     orphans: list[str] = []
 
 
@@ -61,6 +65,7 @@ def sweep(ctx: WorkerContext, now: float | None = None) -> SweepResult:
     try:
         result.expired = [uh for uh in store.due_for_expiry(now) if expire_user(ctx, uh, now)]
         result.overdue_jobs = store.overdue_jobs(now)
+        result.stalled_jobs = _stalled_jobs(ctx, set(result.overdue_jobs))
         for job_id in result.overdue_jobs:
             # Re-drive at most once a minute: finalize takes a lock and may take a while on a big job.
             store.postpone_deadline(job_id, now + max(60.0, 2 * settings.SWEEP_INTERVAL_SECONDS))
@@ -70,6 +75,20 @@ def sweep(ctx: WorkerContext, now: float | None = None) -> SweepResult:
     finally:
         store.release_lock("sweep")
     return result
+
+
+def _stalled_jobs(ctx: WorkerContext, overdue: set[str]) -> list[str]:
+    """Active jobs with a result for every image, not yet re-driven within STALLED_REDRIVE_SECONDS."""
+    store = ctx.store
+    candidates = [job_id for job_id in store.active_jobs() if job_id not in overdue]
+    stalled = []
+    for job in store.get_jobs(candidates):
+        if job is None or not job.active or job.done + job.failed < job.total:
+            continue
+        if store.acquire_lock(f"redrive:{job.job_id}", ttl=STALLED_REDRIVE_SECONDS):  # never released
+            job_event("stalled", job.job_id, done=job.done, failed=job.failed)
+            stalled.append(job.job_id)
+    return stalled
 
 
 def _sweep_folders(ctx: WorkerContext, now: float) -> list[str]:

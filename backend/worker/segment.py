@@ -12,6 +12,8 @@ import time
 from pathlib import PurePosixPath
 from typing import BinaryIO
 
+import redis
+
 from backend.core.config import MB, settings
 from backend.core.logging import job_event
 from backend.jobs.models import ImageResult, Job, JobState
@@ -61,17 +63,35 @@ def process_images(ctx: WorkerContext, job_id: str, names: list[str]) -> list[di
                 batch.run([name])
         elif todo:
             batch.run(todo)
+    except redis.RedisError:
+        raise  # not the images' fault: the task requeues the member, and what is recorded is not redone
     except Exception as exc:  # the chord must complete whatever happens to the images
         log.exception("job %s: unexpected error in a batch of %d images", job_id, len(names))
         for name in outputs.keys() - batch.results.keys():
             batch.results[name] = failed_result(
                 name, outputs[name], f"internal error: {type(exc).__name__}: {exc}"
             )
-    batch.record()
+    _record(batch)
     return [
         _summary(batch.results[name]) if name in outputs else _skipped(name, "not an image of this job")
         for name in names
     ]
+
+
+def _record(batch: Batch) -> None:
+    """Record the outcomes, retrying a Redis that stops answering (the client retries refused connections,
+    not timeouts) for REDIS_RETRY_SECONDS after the first failure, then raise: the task requeues it."""
+    deadline: float | None = None
+    while True:
+        try:
+            batch.record()
+            return
+        except redis.RedisError as exc:
+            deadline = deadline or time.monotonic() + settings.REDIS_RETRY_SECONDS
+            if time.monotonic() >= deadline:
+                log.error("job %s: cannot record %d results: %s", batch.job.job_id, len(batch.results), exc)
+                raise
+            time.sleep(1.0)
 
 
 class Batch:
@@ -213,7 +233,10 @@ class Batch:
         )
         self.recorded.update(res.name for res in results)
         ok = sum(res.status == "ok" for res in results)
-        self.ctx.metrics.record_images({"ok": ok, "failed": len(results) - ok}, self.seconds)
+        try:
+            self.ctx.metrics.record_images({"ok": ok, "failed": len(results) - ok}, self.seconds)
+        except redis.RedisError as exc:  # the results are recorded; counters are not worth recording twice
+            log.warning("job %s: metrics not recorded: %s", self.job.job_id, exc)
         self.seconds = []
         for res in results:
             if res.status == "ok":

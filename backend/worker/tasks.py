@@ -7,10 +7,13 @@ expiry timers with a countdown) and beat's schedule name them, so they must surv
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections import Counter
 
+import redis
 from celery import Task
+from celery.exceptions import Reject
 
 from backend.core.celery_app import celery_app
 from backend.core.config import settings
@@ -18,6 +21,7 @@ from backend.worker import expiry, finalize, segment
 from backend.worker.context import WorkerContext
 
 FINALIZE_RETRY_SECONDS = 10
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -33,7 +37,16 @@ def segment_images(job_id: str, names: list[str]) -> dict[str, int]:
     Returns the count of each outcome only: the images' records are in Redis, and a list of them as the
     result was serialised, stored, logged and handed to the callback for nothing (~1 ms per member).
     """
-    outcomes = segment.process_images(_context(), job_id, names)
+    try:
+        outcomes = segment.process_images(_context(), job_id, names)
+    except redis.RedisError as exc:
+        # Redis paused or gone past REDIS_RETRY_SECONDS: back to the queue (or, if Redis cannot take it yet,
+        # redelivered after the visibility timeout); the work done so far is recorded and not done again.
+        log.warning("job %s: Redis failed during a chord member (%s); requeued", job_id, exc)
+        raise Reject(exc, requeue=True) from exc
+    except Exception:  # anything else: an error record, never an exception, so the chord completes
+        log.exception("job %s: chord member of %d images failed", job_id, len(names))
+        return {"error": len(names)}
     return dict(Counter(str(outcome["status"]) for outcome in outcomes))
 
 
@@ -65,4 +78,6 @@ def sweep() -> dict[str, list[str]]:
     result = expiry.sweep(_context())
     for job_id in result.overdue_jobs:
         finalize_job.delay(None, job_id, force=True)
+    for job_id in result.stalled_jobs:
+        finalize_job.delay(None, job_id)
     return result.model_dump()

@@ -9,6 +9,7 @@ from backend.jobs.store import JobStore
 from backend.storage.layout import UserDir, new_token
 from backend.worker import expiry
 from backend.worker.context import WorkerContext
+from backend.worker.outputs import failed_result
 
 
 def finished_job(ctx: WorkerContext, archive_ttl: int) -> tuple[str, UserDir]:
@@ -80,3 +81,19 @@ def test_sweep_reports_overdue_jobs_once_per_retry_period(ctx: WorkerContext, re
 def test_sweep_of_a_missing_results_dir_creates_nothing(ctx: WorkerContext, results_dir: Path) -> None:
     expiry.sweep(ctx)
     assert not results_dir.exists()
+
+
+def test_sweep_re_drives_a_job_whose_images_all_have_results_but_not_closed(ctx: WorkerContext) -> None:
+    """The chord callback was lost (a Redis pause): the sweeper notices long before the deadline."""
+    store = ctx.store
+    stalled, partial = new_token(), new_token()
+    for job_id in (stalled, partial):
+        store.create_job(job_id, new_token(), {"a.png": "a.png", "b.png": "b.png"}, {})
+        store.mark_started(job_id)
+    done = [failed_result("a.png", "a.png", "x"), failed_result("b.png", "b.png", "y")]
+    store.images.record_results(stalled, done, model_version=None, user_hash="u" * 32)
+    store.images.record_results(partial, done[:1], model_version=None, user_hash="u" * 32)
+    first = expiry.sweep(ctx)
+    assert stalled in first.stalled_jobs and partial not in first.stalled_jobs
+    assert stalled not in first.overdue_jobs  # its deadline is a minute away
+    assert stalled not in expiry.sweep(ctx).stalled_jobs  # re-driven at most once per STALLED_REDRIVE_SECONDS

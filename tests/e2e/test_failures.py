@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import signal
 import threading
@@ -281,3 +282,39 @@ def assert_only_own_results(stack: Stack, user: int, job: dict[str, Any]) -> Non
     assert {(i["name"], i["height"], i["width"]) for i in report["images"]} == {
         (name, h, w) for name, (h, w) in mine.items()
     }
+
+
+PAUSE_SECONDS = 14.0  # past the worker's REDIS_RETRY_SECONDS below and its 10 s socket timeout
+PAUSE_RETRY = LONG_RETRIES | {"REDIS_RETRY_SECONDS": "3"}
+
+
+def test_redis_paused_past_the_retry_window_503_fast_and_no_job_is_left_stuck(stack: DurableStack) -> None:
+    """Redis SIGSTOPped while jobs run (no connection refused: every call times out): uploads get 503 within
+    about a second, and every job completes with all its images, before the deadline would close it."""
+    stack.use_worker(**PAUSE_RETRY)
+    jobs = [upload(stack, images(f"pause{j}_", 6, size=256)) for j in range(3)]
+    wait_for_done(stack, jobs[0]["job_id"], 1)
+    redis_pid = stack.procs["redis"].pid
+    os.kill(redis_pid, signal.SIGSTOP)
+    paused = time.monotonic()
+    try:
+        started = time.monotonic()
+        response = httpx.post(
+            f"{stack.api_url}/api/upload", files={"file": ("x.zip", zip_of(images("x", 1)))}, timeout=30
+        )
+        took = time.monotonic() - started
+        assert response.status_code == 503 and "Redis" in response.json()["detail"], response.text
+        assert took < 3, f"an upload during the pause took {took:.1f} s"
+        time.sleep(max(0.0, paused + PAUSE_SECONDS - time.monotonic()))
+    finally:
+        os.kill(redis_pid, signal.SIGCONT)
+    resumed = time.monotonic()
+
+    def check(job: dict[str, Any], final: dict[str, Any]) -> None:
+        assert final["state"] == "completed", final
+        assert (final["done"], final["failed"]) == (6, 0), final  # no image lost or failed for the pause
+        assert_archive_matches(stack, final, job["user_hash"])
+
+    check_when_finished(stack, jobs, check, supervise=True)
+    # JOB_DEADLINE_SECONDS is 90 here: the jobs were closed by their chords or the stalled-job sweep, not it.
+    assert time.monotonic() - resumed < 75, "the jobs waited for their deadline"
