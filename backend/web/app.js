@@ -1,6 +1,6 @@
 // The analysts' page: upload a zip, follow the job, show overlays as they arrive, download before expiry.
 // Plain scripts, no build step (gallery.js: tiles and lightbox; map.js: the map and the slick list, on the
-// vendored Leaflet). Server data goes into the page through
+// vendored Leaflet; link.js: the link that reopens a job). Server data goes into the page through
 // textContent only: names come from users' zips.
 "use strict";
 
@@ -95,6 +95,7 @@ function resetJob() {
   $("errors-box").hidden = true;
   $("countdown").hidden = true;
   $("countdown").classList.remove("expired");
+  $("job-link-box").hidden = true;
   disableDownload();
 }
 
@@ -158,6 +159,7 @@ function follow(accepted) {
   };
   $("job").hidden = false;
   $("job-id").textContent = job.jobId;
+  showJobLink(job);
   renderStatus({ state: "queued", total: accepted.images, done: 0, failed: 0, errors: [] });
   if (accepted.skipped.length) {
     $("skipped-title").textContent = `${plural(accepted.skipped.length, "zip entry", "zip entries")} skipped`;
@@ -186,7 +188,7 @@ async function poll(current) {
     if (job !== current) return;
     // A 404 will not heal; anything else (network, 5xx) may: keep trying, and say so.
     if (error.status === 404) {
-      showError(error.message);
+      showError(`${error.message} If you opened a link to a job, it may be mistyped, or its record is gone.`);
       return;
     }
     current.pollError = true;
@@ -198,6 +200,11 @@ async function poll(current) {
   if (current.pollError) {
     current.pollError = false;
     clearError();
+  }
+  if (status.download_url !== current.downloadUrl) {
+    // A link whose key is not this job's: its results cannot be shown (nor downloaded) with it.
+    showError("This link's key does not belong to its job: check that the whole link was copied.");
+    return;
   }
   renderStatus(status);
   const processed = status.done + status.failed;
@@ -308,7 +315,11 @@ function init() {
   window.addEventListener("dragover", (event) => event.preventDefault());
   window.addEventListener("drop", (event) => event.preventDefault());
 
+  $("job-link-copy").addEventListener("click", copyJobLink);
+  window.addEventListener("hashchange", restoreFromLink); // a pasted link while the page is open
   initLightbox();
+  initGalleryControls();
+  restoreFromLink();
 }
 
 init();

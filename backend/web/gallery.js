@@ -1,5 +1,17 @@
 // Gallery tiles and the full-size lightbox; loaded before app.js, whose globals ($, job, getJson) it calls.
+// "Picture" shows each overlay with its red undone: the overlay PNG is the stretched picture the model saw
+// in 128 grey levels, oil pixels tinted (ml/outputs.py: tinted = grey * (1 - 0.45) + red * 0.45), so the grey
+// under the tint is recovered exactly here, in a canvas, with no other download and no work on the server.
 "use strict";
+
+const OVERLAY_ALPHA = 0.45; // ml/outputs.py OVERLAY_ALPHA
+const SUSPECT_OIL = 0.8; // an image this much "oil" is more likely read with the wrong radiometry
+const TILE_PIXELS = 1 << 20; // the picture of a tile is computed at most this large; the lightbox's:
+const FULL_PIXELS = 1 << 24;
+
+let galleryOrder = "arrival";
+let showPicture = false;
+const pictures = new Map(); // `${overlay_url} ${max pixels}` -> Promise of a blob: URL
 
 function formatPercent(fraction) {
   const pct = fraction * 100;
@@ -17,15 +29,111 @@ async function refreshGallery(current, processed) {
   }
   if (job !== current) return null;
   current.seen = processed;
+  let added = false;
   for (const image of listing.images) {
     if (!current.tiles.has(image.name)) {
       const tile = makeTile(image);
+      tile.arrival = current.tiles.size;
       current.tiles.set(image.name, tile);
       $("gallery").append(tile);
+      added = true;
     }
   }
+  if (added) sortGallery();
   $("results").hidden = current.tiles.size === 0;
   return listing;
+}
+
+// ---- Order and what is shown ---------------------------------------------------------------------------------
+
+function oilOf(tile) {
+  return tile.image ? tile.image.oil_fraction || 0 : null; // failed tiles: no fraction, always last
+}
+
+function sortGallery() {
+  const tiles = [...$("gallery").children];
+  const byOil = (sign) => (a, b) => {
+    const [x, y] = [oilOf(a), oilOf(b)];
+    if (x === null || y === null) return (x === null) - (y === null) || a.arrival - b.arrival;
+    return sign * (x - y) || a.arrival - b.arrival;
+  };
+  const orders = {
+    arrival: (a, b) => a.arrival - b.arrival,
+    "oil-desc": byOil(-1),
+    "oil-asc": byOil(1),
+    name: (a, b) => (a.dataset.name < b.dataset.name ? -1 : a.dataset.name > b.dataset.name ? 1 : 0),
+  };
+  tiles.sort(orders[galleryOrder] || orders.arrival);
+  $("gallery").replaceChildren(...tiles);
+}
+
+// The overlay with its tint undone, at most maxPixels (sampled nearest-neighbour, so every pixel stays one
+// of the palette's colours and its grey is exact).
+function pictureUrl(image, maxPixels) {
+  const key = `${image.overlay_url} ${maxPixels}`;
+  if (!pictures.has(key)) pictures.set(key, untinted(image.overlay_url, maxPixels));
+  return pictures.get(key);
+}
+
+async function untinted(url, maxPixels) {
+  const source = new Image();
+  source.src = url;
+  await source.decode();
+  const scale = Math.min(1, Math.sqrt(maxPixels / (source.naturalWidth * source.naturalHeight)));
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.max(1, Math.round(source.naturalWidth * scale));
+  canvas.height = Math.max(1, Math.round(source.naturalHeight * scale));
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  context.imageSmoothingEnabled = false;
+  context.drawImage(source, 0, 0, canvas.width, canvas.height);
+  const pixels = context.getImageData(0, 0, canvas.width, canvas.height);
+  const data = pixels.data;
+  for (let i = 0; i < data.length; i += 4) {
+    if (data[i] > data[i + 1] + 4) {
+      // tinted: green = grey * (1 - alpha)
+      const grey = Math.min(255, Math.round(data[i + 1] / (1 - OVERLAY_ALPHA)));
+      data[i] = grey;
+      data[i + 1] = grey;
+      data[i + 2] = grey;
+    }
+  }
+  context.putImageData(pixels, 0, 0);
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+  return URL.createObjectURL(blob);
+}
+
+async function showIn(img, image, maxPixels) {
+  const what = showPicture ? "Picture" : "Overlay";
+  img.alt = `${what} of ${image.name}`;
+  if (!showPicture) {
+    img.src = image.overlay_url;
+    return;
+  }
+  try {
+    const url = await pictureUrl(image, maxPixels);
+    if (showPicture) img.src = url;
+  } catch (_) {
+    img.src = image.overlay_url; // not decodable here: the overlay rather than nothing
+  }
+}
+
+function setShowPicture(picture) {
+  showPicture = picture;
+  $("show-overlay").setAttribute("aria-pressed", String(!picture));
+  $("show-picture").setAttribute("aria-pressed", String(picture));
+  for (const tile of $("gallery").children) {
+    if (tile.image) showIn(tile.querySelector("img"), tile.image, TILE_PIXELS);
+  }
+  if ($("lightbox").open && lightboxIndex >= 0) showInLightbox(lightboxImages()[lightboxIndex]);
+}
+
+function initGalleryControls() {
+  $("gallery-sort").addEventListener("change", () => {
+    galleryOrder = $("gallery-sort").value;
+    sortGallery();
+  });
+  $("show-overlay").addEventListener("click", () => setShowPicture(false));
+  $("show-picture").addEventListener("click", () => setShowPicture(true));
 }
 
 function makeTile(image) {
@@ -37,6 +145,8 @@ function makeTile(image) {
   name.textContent = image.name;
   name.title = image.name;
   caption.append(name);
+  figure.title = image.name; // the whole name on hover, however long: the caption cuts it
+  figure.dataset.name = image.name;
 
   if (image.status !== "ok") {
     figure.classList.add("failed");
@@ -60,9 +170,8 @@ function makeTile(image) {
   open.className = "tile-view";
   open.setAttribute("aria-label", `Enlarge ${image.name}`);
   const img = document.createElement("img");
-  img.src = image.overlay_url;
-  img.alt = `Overlay of ${image.name}`;
   img.loading = "lazy";
+  showIn(img, image, TILE_PIXELS);
   open.append(img);
   open.addEventListener("click", () => openLightbox(image));
 
@@ -81,7 +190,16 @@ function makeTile(image) {
   fill.style.width = `${Math.min(100, fraction * 100).toFixed(2)}%`;
   bar.append(fill);
   caption.append(meta, bar);
-  figure.dataset.name = image.name;
+  if (fraction >= SUSPECT_OIL) {
+    figure.classList.add("suspect");
+    const warning = document.createElement("p");
+    warning.className = "tile-warning";
+    warning.setAttribute("role", "note");
+    warning.textContent =
+      `${formatPercent(fraction)} oil: almost the whole image came back as oil. ` +
+      "Check the input's radiometry (how its numbers are read: ML_INPUT_SCALE, see the README).";
+    caption.append(warning);
+  }
   figure.append(open, caption);
   figure.image = image;
   return figure;
@@ -90,7 +208,8 @@ function makeTile(image) {
 let lightboxIndex = -1;
 
 function lightboxImages() {
-  return job ? [...job.tiles.values()].filter((t) => t.image).map((t) => t.image) : [];
+  // In the gallery's order, whatever it is sorted by.
+  return [...$("gallery").children].filter((t) => t.image).map((t) => t.image);
 }
 
 function openLightbox(image) {
@@ -101,8 +220,7 @@ function openLightbox(image) {
 }
 
 function showInLightbox(image) {
-  $("lightbox-img").src = image.overlay_url;
-  $("lightbox-img").alt = `Overlay of ${image.name}`;
+  showIn($("lightbox-img"), image, FULL_PIXELS);
   $("lightbox-caption").textContent =
     `${image.name} · ${image.width}×${image.height} · oil ${formatPercent(image.oil_fraction || 0)}`;
 }
