@@ -56,5 +56,5 @@ bench: $(STAMP) ## throughput, upload and status benchmarks (docs/benchmarks.md)
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache var
 
-flower: $(STAMP) ## Celery monitoring UI on http://127.0.0.1:5555 (local only: its API is unauthenticated)
-	FLOWER_UNAUTHENTICATED_API=true $(BIN)/python -m scripts.processes flower
+flower: $(STAMP) ## Celery monitoring UI on http://127.0.0.1:5555, behind FLOWER_AUTH=user:password
+	FLOWER_BASIC_AUTH="$${FLOWER_AUTH:?set FLOWER_AUTH=user:password}" $(BIN)/python -m scripts.processes flower

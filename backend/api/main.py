@@ -17,6 +17,7 @@ from backend.api.routes import api_router, map, metrics
 from backend.core.config import settings
 from backend.core.logging import configure_logging
 from backend.jobs.store import connect
+from backend.storage.layout import ResultsDir
 
 API_REDIS_TIMEOUT_SECONDS = 1.0
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
@@ -37,6 +38,7 @@ class OilSpillAPI(FastAPI):
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     ops_auth.operator_token(settings)  # without OPS_TOKEN: the token file is written (and logged) at start
+    ResultsDir(settings.RESULTS_DIR).make_private()  # 0700 folders, 0600 files: their names are download keys
     # A Redis that stops answering (paused, overloaded) costs a request ~1 s, then 503, not a hung upload.
     app.state.redis = connect(settings.redis_url, socket_timeout=API_REDIS_TIMEOUT_SECONDS)
     # For the long poll of GET /api/status?wait= only: it waits on pub/sub without holding a thread. Each

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,17 @@ _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 _IGNORED_EXTRAS = frozenset({"color_message"})
 
 logger = logging.getLogger("backend.jobs")
+# User hashes and job ids (32 lowercase hex) are download keys, or lead to them: never in an access log line.
+_TOKEN = re.compile(r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])")
+
+
+class RedactTokens(logging.Filter):
+    """Replace the tokens in uvicorn's access lines (request paths) with `<token>`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple):
+            record.args = tuple(_TOKEN.sub("<token>", a) if isinstance(a, str) else a for a in record.args)
+        return True
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
@@ -60,6 +72,7 @@ def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     handler.setLevel(level.upper())  # also for loggers with their own level (uvicorn's are INFO)
+    handler.addFilter(RedactTokens())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -69,6 +69,13 @@ class ResultsDir:
             raise ValueError(f"not a user hash: {user_hash!r}")
         return UserDir(self.root / user_hash)
 
+    def make_private(self) -> None:
+        """From now on this process creates files 0600 and folders 0700 (umask 077), RESULTS_DIR included:
+        its folders are named by user hash, the download key."""
+        os.umask(0o077)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.root.chmod(0o700)
+
     def delete_user(self, user_hash: str) -> bool:
         """Remove results/<user_hash> entirely; True if it existed. Idempotent: a missing folder is fine."""
         root = self.user(user_hash).root

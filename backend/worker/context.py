@@ -25,9 +25,11 @@ class WorkerContext:
         """The Redis client rides out a Redis restart (REDIS_RETRY_SECONDS); redis-py resets its pool after a
         fork, and the ML client makes its own HTTP client in each process."""
         client = connect(settings.redis_url, retry_seconds=settings.REDIS_RETRY_SECONDS)
+        results = ResultsDir(settings.RESULTS_DIR)
+        results.make_private()
         return cls(
             store=JobStore.from_settings(client, settings),
-            results=ResultsDir(settings.RESULTS_DIR),
+            results=results,
             ml=MLClient.from_settings(settings),
             metrics=Metrics(client),
         )

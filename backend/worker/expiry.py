@@ -48,10 +48,10 @@ def expire_user(ctx: WorkerContext, user_hash: str, now: float) -> bool:
             ctx.metrics.count_deletion("orphan")
         return True
     if store.mark_expired(job.job_id, user_hash):
-        job_event("expired", job.job_id, user_hash=user_hash)
+        job_event("expired", job.job_id)
     if deleted:
         ctx.metrics.count_deletion("expired")
-        job_event("deleted", job.job_id, user_hash=user_hash)
+        job_event("deleted", job.job_id)
     return True
 
 
@@ -98,7 +98,7 @@ def _sweep_folders(ctx: WorkerContext, now: float) -> list[str]:
         job_id = ctx.store.job_for_user(user_hash)
         if job_id is None:
             if now - mtime > ORPHAN_AGE_SECONDS and ctx.results.delete_user(user_hash):
-                log.info("deleted orphan folder %s (no job record)", user_hash)
+                log.info("deleted an orphan folder (no job record)")  # its name is a download key
                 ctx.metrics.count_deletion("orphan")
                 removed.append(user_hash)
         elif expire_user(ctx, user_hash, now):

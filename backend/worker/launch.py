@@ -20,7 +20,7 @@ def start_job(store: JobStore, user_hash: str, scan: ZipScan) -> str:
     store.create_job(
         job_id, user_hash, outputs, {image.name: image.entry.to_record() for image in scan.images}
     )
-    job_event("uploaded", job_id, user_hash=user_hash, images=len(outputs), skipped=len(scan.skipped))
+    job_event("uploaded", job_id, images=len(outputs), skipped=len(scan.skipped))  # never the user hash
     try:
         sizes = {image.name: image.entry.file_size for image in scan.images}
         send_chord(job_id, {name: sizes[name] for name in sorted(outputs)})

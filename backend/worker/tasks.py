@@ -61,15 +61,20 @@ def finalize_job(self: Task, _results: list[dict[str, int]] | None, job_id: str,
     except finalize.ResultsPending as exc:
         raise self.retry(exc=exc, countdown=FINALIZE_RETRY_SECONDS) from exc
     if expires_at is not None:
-        job = _context().store.get_job(job_id)
-        if job is not None:
-            delete_results.apply_async((job.user_hash,), countdown=max(0.0, expires_at - time.time()))
+        delete_results.apply_async((job_id,), countdown=max(0.0, expires_at - time.time()))
 
 
 @celery_app.task(name="backend.tasks.delete_results", ignore_result=True)
-def delete_results(user_hash: str) -> bool:
-    """Expiry timer: delete the user's folder once due (idempotent; the sweeper does it if this is lost)."""
-    return expiry.expire_user(_context(), user_hash, time.time())
+def delete_results(job_id: str) -> bool:
+    """Expiry timer: delete the job's folder once due (idempotent; the sweeper does it if this is lost).
+
+    The argument is the job id, and the user hash is looked up here: task arguments are logged and shown by
+    monitoring, and the user hash is the download key. A timer queued before this change carries the user
+    hash instead (there is no job of that id): it is still honoured.
+    """
+    ctx = _context()
+    job = ctx.store.get_job(job_id)
+    return expiry.expire_user(ctx, job.user_hash if job is not None else job_id, time.time())
 
 
 @celery_app.task(name="backend.tasks.sweep", ignore_result=True)

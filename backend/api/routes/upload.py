@@ -112,7 +112,7 @@ async def upload(
     await run_in_threadpool(store.client.ping)
     user_hash = new_token()
     folder = results.user(user_hash)
-    folder.root.mkdir(parents=True)
+    folder.root.mkdir(mode=0o700, parents=True)
     try:
         await receive_upload(request, folder.upload, max_bytes=settings.max_upload_bytes)
         scan = await run_in_threadpool(scan_images, folder.upload, _limits(settings))
