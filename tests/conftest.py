@@ -7,9 +7,11 @@ The stack is session-scoped and reusable: tests may kill and restart pieces of i
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 # In-process APIs without OPS_TOKEN write their operator token here, not into the repository's var/.
 os.environ.setdefault("OPS_TOKEN_FILE", os.path.join(tempfile.mkdtemp(prefix="ops-token-"), "ops-token"))
@@ -61,3 +63,25 @@ def make_sar() -> Callable[..., np.ndarray]:
 @pytest.fixture(scope="session")
 def encode() -> Callable[[np.ndarray, str], bytes]:
     return encode_image
+
+
+SMALL_DISK_MB = 24
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A folder on its own 24 MB tmpfs, so a full disk is a real ENOSPC; skipped where mounting is not allowed
+    (it needs root, as in CI)."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={SMALL_DISK_MB}m,mode=0755", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip() or done.returncode}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

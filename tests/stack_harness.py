@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import io
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -292,3 +293,12 @@ def api_process(stack: Stack, workdir: Path, **env: str) -> Iterator[tuple[str, 
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
+
+
+def fill_disk(folder: Path, leave_mb: float) -> Path:
+    """Write a ballast file in `folder` until only about `leave_mb` MB are free on its filesystem."""
+    ballast = folder / "ballast.bin"
+    free = shutil.disk_usage(folder).free - int(leave_mb * 1024 * 1024)
+    with ballast.open("ab") as fh:
+        fh.write(bytes(max(0, free)))
+    return ballast

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     MAX_IMAGES: int = Field(5000, ge=1)
     MAX_IMAGE_PIXELS: int = Field(400_000_000, ge=1)
     MIN_FREE_DISK_MB: int = Field(500, ge=0)
+    # Disk reserved per upload for what its job will write, as a multiple of the upload (2.7 measured).
+    DISK_RESERVE_FACTOR: float = Field(2.7, ge=0)
 
     WORKER_CONCURRENCY: int = Field(2, ge=1)
     # Images per chord member (one task, one ML request): per-task costs amortised over small tiles.

@@ -47,6 +47,7 @@ class HealthReport(BaseModel):
     redis: ComponentHealth
     ml_service: ComponentHealth
     workers: WorkersHealth
+    disk: ComponentHealth = Field(description="ok while RESULTS_DIR has more than MIN_FREE_DISK_MB free.")
 
 
 class QueueDepth(BaseModel):

@@ -70,11 +70,11 @@ class ResultsDir:
         return UserDir(self.root / user_hash)
 
     def make_private(self) -> None:
-        """From now on this process creates files 0600 and folders 0700 (umask 077), RESULTS_DIR included:
-        its folders are named by user hash, the download key."""
+        """From now on this process creates files 0600 and folders 0700 (umask 077), RESULTS_DIR included
+        (made 0700 if it exists; created so later): its folders are named by user hash, the download key."""
         os.umask(0o077)
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.root.chmod(0o700)
+        if self.root.is_dir():
+            self.root.chmod(0o700)
 
     def delete_user(self, user_hash: str) -> bool:
         """Remove results/<user_hash> entirely; True if it existed. Idempotent: a missing folder is fine."""

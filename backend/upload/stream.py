@@ -5,6 +5,7 @@ request.stream() into python-multipart's low-level parser instead, so memory sta
 outside `dest`, and an oversized upload is cut off after at most one network chunk past the limit.
 """
 
+import errno
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -133,7 +134,12 @@ class _FieldSink:
         if not self.pending or self.file is None:
             return
         views, self.pending, self.pending_bytes = self.pending, [], 0
-        await anyio.to_thread.run_sync(self.file.writelines, views)
+        try:
+            await anyio.to_thread.run_sync(self.file.writelines, views)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise UploadError(507, "the server ran out of disk space during the upload") from exc
+            raise
 
 
 def _boundary(content_type: str | None) -> bytes:
@@ -184,7 +190,12 @@ async def receive_upload(request: Request, dest: Path, *, max_bytes: int, field:
         raise UploadError(400, "client disconnected before the upload was complete") from exc
     finally:
         if sink.file is not None:
-            sink.file.close()
+            try:
+                sink.file.close()  # flushes the last buffered bytes: the disk may fill here too
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                raise UploadError(507, "the server ran out of disk space during the upload") from exc
     if not sink.finished:
         raise UploadError(400, "multipart body ended before its closing boundary (truncated upload)")
     if sink.file is None:

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from backend.core.config import settings
 from backend.core.logging import job_event
+from backend.storage.reserve import DiskReservations
 from backend.worker.context import WorkerContext
 
 log = logging.getLogger("backend.cleanup")  # the module's name before it moved, for log filters
@@ -71,6 +72,7 @@ def sweep(ctx: WorkerContext, now: float | None = None) -> SweepResult:
             store.postpone_deadline(job_id, now + max(60.0, 2 * settings.SWEEP_INTERVAL_SECONDS))
             job_event("deadline_passed", job_id)
         result.orphans = _sweep_folders(ctx, now)
+        DiskReservations(store.client, ctx.results, factor=0, floor_mb=0).prune()
         store.index.prune(older_than=now - store.record_ttl)
     finally:
         store.release_lock("sweep")

@@ -6,16 +6,20 @@ so a duplicate callback or the sweeper's re-drive changes nothing once the job i
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 
 from backend.core.logging import job_event
-from backend.jobs.models import Job, JobState
+from backend.jobs.models import ImageResult, Job, JobState
 from backend.storage import parts
 from backend.storage.archive import Report, write_archive
 from backend.storage.layout import UserDir
+from backend.storage.reserve import DiskReservations, is_no_space
 from backend.worker.context import WorkerContext
 from backend.worker.outputs import failed_result
+
+log = logging.getLogger(__name__)
 
 
 class ResultsPending(Exception):
@@ -81,10 +85,20 @@ def _finalize_locked(ctx: WorkerContext, job: Job, *, force: bool) -> float | No
             failed=len(ordered) - done,
             images=ordered,
         )
-        write_archive(folder, report, stored)
-        ctx.metrics.add_archive_bytes(folder.archive.stat().st_size)
+        try:
+            write_archive(folder, report, stored)
+        except OSError as exc:
+            if not is_no_space(exc):
+                raise
+            # The disk is full: the job fails now with the reason (its files expire as usual), rather than
+            # sitting in `archiving` until a deadline whose re-drive would need the disk just the same.
+            ordered = _no_archive(ctx, job, ordered, f"cannot write the archive: {exc.strerror}")
+            done = 0
+        else:
+            ctx.metrics.add_archive_bytes(folder.archive.stat().st_size)
     state = JobState.COMPLETED if done else JobState.FAILED
     expires_at = store.finish(job.job_id, job.user_hash, state, now=now)
+    DiskReservations(store.client, ctx.results, factor=0, floor_mb=0).release(job.user_hash)
     if expires_at is not None:
         ctx.metrics.count_job(state)
         job_event(
@@ -95,6 +109,14 @@ def _finalize_locked(ctx: WorkerContext, job: Job, *, force: bool) -> float | No
             expires_at=datetime.fromtimestamp(expires_at, UTC).isoformat(),
         )
     return expires_at
+
+
+def _no_archive(ctx: WorkerContext, job: Job, ordered: list[ImageResult], reason: str) -> list[ImageResult]:
+    """Every image fails with `reason` (the archive that would hold the good ones cannot be written)."""
+    failed = [failed_result(res.name, res.output, reason) if res.status == "ok" else res for res in ordered]
+    ctx.store.images.record_results(job.job_id, failed, model_version=None, user_hash=job.user_hash)
+    log.error("job %s: %s", job.job_id, reason)
+    return failed
 
 
 def _lost_outputs(folder: UserDir, located: dict[str, str | None]) -> set[str]:

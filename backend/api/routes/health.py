@@ -16,6 +16,7 @@ from backend.core.config import Settings
 from backend.jobs.store import Redis
 from backend.ops import monitor
 from backend.ops.schemas import ComponentHealth, HealthReport, WorkersHealth
+from backend.storage.layout import free_disk_mb
 
 router = APIRouter(tags=["operations"])
 
@@ -53,6 +54,19 @@ def _check_ml(settings: Settings) -> ComponentHealth:
     return ComponentHealth(status="error" if error else "ok", error=error, response_ms=ms)
 
 
+def _check_disk(settings: Settings) -> ComponentHealth:
+    """Free space where results are written: under MIN_FREE_DISK_MB uploads get 507, so it is an error."""
+    start = time.perf_counter()
+    try:
+        free = free_disk_mb(settings.RESULTS_DIR)
+        floor = settings.MIN_FREE_DISK_MB
+        error = f"{free:.0f} MB free, under MIN_FREE_DISK_MB ({floor} MB)" if free < floor else None
+    except OSError as exc:
+        error = _error(exc)
+    ms = round((time.perf_counter() - start) * 1000, 1)
+    return ComponentHealth(status="error" if error else "ok", error=error, response_ms=ms)
+
+
 async def _check_workers(redis_ok: bool, timeout: float) -> WorkersHealth:
     if not redis_ok:  # the ping travels through Redis: skip it rather than wait on a dead broker
         return WorkersHealth(status="error", error="not checked: Redis is unreachable", response_ms=None)
@@ -83,8 +97,13 @@ async def health(response: Response, redis: RedisDep, settings: SettingsDep) -> 
         _check_redis(redis, limit), run_in_threadpool(_check_ml, settings)
     )
     workers_health = await _check_workers(redis_health.status == "ok", limit)
-    ok = all(c.status == "ok" for c in (redis_health, ml_health, workers_health))
+    disk_health = await run_in_threadpool(_check_disk, settings)
+    ok = all(c.status == "ok" for c in (redis_health, ml_health, workers_health, disk_health))
     response.status_code = 200 if ok else 503
     return HealthReport(
-        status="ok" if ok else "unavailable", redis=redis_health, ml_service=ml_health, workers=workers_health
+        status="ok" if ok else "unavailable",
+        redis=redis_health,
+        ml_service=ml_health,
+        workers=workers_health,
+        disk=disk_health,
     )

@@ -6,6 +6,7 @@ location recorded in the job, so nothing is extracted.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -16,7 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from backend.api.deps import MetricsDep, ResultsDep, SettingsDep, StoreDep
 from backend.api.schemas import ErrorDetail, Skipped, UploadResponse
 from backend.core.config import MB, Settings
+from backend.jobs.store import JobStore
 from backend.storage.layout import ResultsDir, new_token
+from backend.storage.reserve import DiskReservations, NoSpace
 from backend.upload.errors import UploadError
 from backend.upload.scan import ZipLimits, scan_images
 from backend.upload.stream import receive_upload
@@ -72,6 +75,23 @@ def _check_capacity(request: Request, settings: Settings, results: ResultsDir) -
         raise HTTPException(507, f"The server is low on disk space ({free:.0f} MB free); try again later.")
 
 
+def reservations(store: JobStore, results: ResultsDir, settings: Settings) -> DiskReservations:
+    return DiskReservations(
+        store.client, results, factor=settings.DISK_RESERVE_FACTOR, floor_mb=settings.MIN_FREE_DISK_MB
+    )
+
+
+def _reserve(disk: DiskReservations, user_hash: str, size: int) -> None:
+    try:
+        disk.reserve(user_hash, size)
+    except NoSpace as exc:
+        raise HTTPException(
+            507,
+            f"Not enough free disk space for this upload and its results ({exc}); try again later.",
+            headers={"Connection": "close"},
+        ) from exc
+
+
 def _count_outcome(metrics: MetricsDep) -> Iterator[None]:
     """Count every upload as accepted, rejected (4xx: the client's doing) or error, however it ends."""
     outcome = "error"
@@ -113,14 +133,22 @@ async def upload(
     user_hash = new_token()
     folder = results.user(user_hash)
     folder.root.mkdir(mode=0o700, parents=True)
+    disk = reservations(store, results, settings)
+    declared = request.headers.get("content-length", "")
     try:
-        await receive_upload(request, folder.upload, max_bytes=settings.max_upload_bytes)
+        if declared.isdigit():  # before a byte is read: the upload and what its job will write
+            await run_in_threadpool(_reserve, disk, user_hash, int(declared))
+        size = await receive_upload(request, folder.upload, max_bytes=settings.max_upload_bytes)
+        if not declared.isdigit():  # a chunked upload: reserved once its size is known
+            await run_in_threadpool(_reserve, disk, user_hash, size)
         scan = await run_in_threadpool(scan_images, folder.upload, _limits(settings))
         job_id = await run_in_threadpool(start_job, store, user_hash, scan)
     except BaseException:
         # Whatever went wrong (bad zip, client gone, Redis down), leave nothing behind; synchronously,
         # because a cancelled request may not get to await again.
         shutil.rmtree(folder.root, ignore_errors=True)
+        with contextlib.suppress(Exception):  # the sweeper drops it otherwise (its folder is gone)
+            disk.release(user_hash)
         raise
     return UploadResponse(
         job_id=job_id,
