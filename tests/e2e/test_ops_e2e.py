@@ -110,6 +110,9 @@ def test_cli_round_trip_and_the_metrics_it_moves(
     # The archive expires (ARCHIVE_TTL_SECONDS=6 in the test stack) and the worker counts the deletion.
     expired = 'oilspill_deletions_total{reason="expired"}'
     poll(lambda: scrape(stack)[expired] > before.get(expired, 0.0), 40, "the deletion")
+    # The counter is shared with the other modules' jobs: wait for this job's own expiry too.
+    status_url = f"{stack.api_url}/api/status/{job_id}"
+    poll(lambda: httpx.get(status_url).json()["state"] == "expired", 40, "this job's expiry")
     gone = run_cli(stack, "download", user_hash, "--out", str(tmp_path / "late.zip"))
     assert gone.returncode == 4 and "HTTP 410" in gone.stderr and not (tmp_path / "late.zip").exists()
 
