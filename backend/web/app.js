@@ -102,6 +102,7 @@ function resetJob() {
 function upload(file) {
   resetJob();
   clearError();
+  history.replaceState(null, "", location.pathname); // the last job's link no longer describes the page
   $("upload-box").hidden = false;
   $("upload-file").textContent = `${file.name} · ${formatBytes(file.size)}`;
   setUploadProgress(0, "0 %");
