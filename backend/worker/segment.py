@@ -10,24 +10,21 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import PurePosixPath
-from typing import BinaryIO
 
 import redis
 
-from backend.core.config import MB, settings
+from backend.core.config import settings
 from backend.core.logging import job_event
 from backend.jobs.models import ImageResult, Job, JobState
 from backend.storage import parts
 from backend.storage.layout import UserDir
-from backend.upload.entries import ZipEntry, read_entry
-from backend.worker import image_checks
 from backend.worker.context import WorkerContext
+from backend.worker.inputs import Input, read_input, split_by_pixels
 from backend.worker.ml_client import MLClient, MLServiceError, Segmentation
 from backend.worker.outputs import checked_outputs, failed_result
 
 log = logging.getLogger("backend.pipeline")  # the module's name before it moved, for log filters
 
-Input = tuple[bytes, tuple[int, int]]  # an uploaded image's bytes and its (width, height)
 # A member's outcomes are recorded after each ML request, so `done` moves at least this often: requests of at
 # most this many pixels are about half a second of model work on 2 cores. Below it, smaller requests would
 # cost throughput (more round trips and parts) for no progress a once-a-second poll could show.
@@ -163,7 +160,7 @@ class Batch:
         with archive:
             for name in names:
                 try:
-                    sendable[name] = _read_input(archive, self.entries.get(name))
+                    sendable[name] = read_input(archive, self.entries.get(name))
                 except ValueError as exc:
                     self.results[name] = failed_result(name, self.outputs[name], str(exc))
         return sendable
@@ -250,54 +247,11 @@ class Batch:
                 job_event("image_failed", self.job.job_id, image=res.name, error=res.error)
 
 
-def split_by_pixels(inputs: dict[str, Input], budget: int) -> list[dict[str, Input]]:
-    """Consecutive groups of `inputs` of at most `budget` pixels each (an image over it goes alone).
-
-    A request's time grows with its pixels, not its bytes: sixteen well-compressed large scenes in one request
-    would outlast ML_TIMEOUT_SECONDS where each alone would not.
-    """
-    groups: list[dict[str, Input]] = []
-    group: dict[str, Input] = {}
-    pixels = 0
-    for name, (data, (width, height)) in inputs.items():
-        if group and pixels + width * height > budget:
-            groups.append(group)
-            group, pixels = {}, 0
-        group[name] = (data, (width, height))
-        pixels += width * height
-    if group:
-        groups.append(group)
-    return groups
-
-
 def _segment_alone(ml: MLClient, filename: str, data: bytes) -> Segmentation | MLServiceError:
     try:
         return ml.segment_batch([(filename, data)])[0]
     except MLServiceError as exc:
         return exc
-
-
-def _read_input(archive: BinaryIO, record: str | None) -> Input:
-    """An image's bytes, read from the open upload.zip by its entry record, and its (width, height).
-
-    ValueError if it cannot be sent to the service: no record, an unreadable entry, an unreadable image
-    header (parsed without decoding a pixel) or more than MAX_IMAGE_PIXELS.
-    """
-    if record is None:
-        raise ValueError("cannot read image: no record of where it lies in the uploaded zip")
-    try:
-        data = read_entry(archive, ZipEntry.from_record(record), settings.MAX_UNCOMPRESSED_MB * MB)
-    except ValueError as exc:
-        raise ValueError(f"cannot read image from the uploaded zip: {exc}") from exc
-    try:
-        size = image_checks.image_size(data)
-    except ValueError as exc:
-        raise ValueError(f"cannot read image: {exc}") from exc
-    if size[0] * size[1] > settings.MAX_IMAGE_PIXELS:
-        raise ValueError(
-            f"image has {size[0]}x{size[1]} pixels, over the limit of {settings.MAX_IMAGE_PIXELS}"
-        )
-    return data, size
 
 
 def _summary(result: ImageResult) -> dict[str, object]:

@@ -229,10 +229,10 @@ def test_requests_are_split_by_pixels_so_none_outlasts_the_timeout() -> None:
     def image(width: int, height: int) -> tuple[bytes, tuple[int, int]]:
         return b"", (width, height)
 
-    inputs = {"a": image(100, 100), "b": image(100, 100), "huge": image(1000, 1000), "c": image(50, 50)}
-    groups = segment.split_by_pixels(inputs, budget=25_000)
+    images = {"a": image(100, 100), "b": image(100, 100), "huge": image(1000, 1000), "c": image(50, 50)}
+    groups = inputs.split_by_pixels(images, budget=25_000)
     assert [list(group) for group in groups] == [["a", "b"], ["huge"], ["c"]]
-    assert segment.split_by_pixels({}, budget=1) == []
+    assert inputs.split_by_pixels({}, budget=1) == []
 
 
 def test_a_member_of_large_images_is_sent_in_several_requests(
