@@ -16,7 +16,7 @@ from backend.jobs.models import ImageResult, JobState
 from backend.storage import parts
 from backend.storage.layout import UserDir, new_token, output_names
 from backend.upload.entries import ZipEntry
-from backend.worker import finalize, segment
+from backend.worker import finalize, inputs, segment
 from backend.worker.context import WorkerContext
 from backend.worker.ml_client import MLServiceError, Segmentation
 
