@@ -23,8 +23,22 @@ from ml.training.model import CHANNELS, build_model
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "models" / "slicknet.onnx"
 
 
-def export(checkpoint: Path, out: Path, opset: int = 17, threshold: float | None = None) -> dict[str, Any]:
+def export(
+    checkpoint: Path,
+    out: Path,
+    opset: int = 17,
+    threshold: float | None = None,
+    validation: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """`validation` (ml.training.evaluate's figures of these weights) replaces the checkpoint's own.
+
+    A `last.pt` of a run with EMA holds the raw weights but the EMA's validation figures (training
+    validates the average): its figures would describe other weights, so they must be given.
+    """
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if validation is None and ckpt.get("ema") is not None:
+        raise SystemExit(f"{checkpoint} holds raw weights scored as their EMA: pass --validation")
+    metrics = validation if validation is not None else ckpt["metrics"]
     arch = ckpt.get("arch", "slicknet")
     model = build_model(arch, tuple(ckpt.get("channels", CHANNELS)), pretrained=False)
     model.load_state_dict(ckpt["model"])
@@ -48,7 +62,7 @@ def export(checkpoint: Path, out: Path, opset: int = 17, threshold: float | None
     meta = {
         "name": "slicknet" if arch == "slicknet" else arch,
         "epoch": str(ckpt["epoch"] + 1),
-        "validation": json.dumps({k: round(float(v), 4) for k, v in ckpt["metrics"].items()}),
+        "validation": json.dumps({k: round(float(v), 4) for k, v in metrics.items()}),
     }
     if threshold is not None:  # chosen by ml.training.threshold; the service thresholds at 0.5 otherwise
         meta["threshold"] = f"{threshold:g}"
@@ -73,8 +87,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--checkpoint", type=Path, default=Path("runs/slicknet/best.pt"))
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--threshold", type=float, help="oil threshold to record in the model (default 0.5)")
+    p.add_argument(
+        "--validation",
+        type=Path,
+        help="ml.training.evaluate's JSON line for these weights (recorded instead of the checkpoint's)",
+    )
     args = p.parse_args(argv)
-    print(json.dumps(export(args.checkpoint, args.out, threshold=args.threshold)))
+    validation = None
+    if args.validation is not None:
+        report = json.loads(args.validation.read_text())
+        validation = {k: float(report[k]) for k in ("oil_iou", "background_iou", "miou")}
+    print(json.dumps(export(args.checkpoint, args.out, threshold=args.threshold, validation=validation)))
 
 
 if __name__ == "__main__":
