@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 
 import numpy as np
+import rasterio
 from fastapi import UploadFile
 
 from common.wire import BatchItem, BatchResult, geo_mask_entry, mask_entry, overlay_entry, slicks_entry
@@ -55,7 +56,8 @@ def batch_answer(
             decoded.append((index, image))
             yield image.image.gray
 
-    with slots:
+    # One GDAL environment for the whole request: each rasterio call outside one sets up its own (~0.15 ms).
+    with slots, rasterio.Env():
         for prob in segmenter.probabilities_many(grays(), cancelled):
             index, item = decoded.popleft()
             image = item.image
