@@ -1,7 +1,7 @@
 """Browser fixtures for the page tests: Debian's Chromium through Playwright, never `playwright install`.
 
 Skipped, with the reason, where Playwright or the browser is missing; in CI (CI=true) that fails instead:
-.ci/run installs Debian's chromium first. test_web_page.py and test_web_map.py keep their own copies.
+.ci/run installs Debian's chromium first. Every browser test of this folder uses these.
 """
 
 from __future__ import annotations

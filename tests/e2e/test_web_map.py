@@ -19,7 +19,7 @@ import shutil
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
@@ -32,20 +32,9 @@ from backend.api.routes.map import tile_source
 from backend.core.config import Settings, settings
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Page
     from stack_harness import Stack
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshot-map.png"
 JOB_TIMEOUT_MS = 180_000
 LONG_TTL_SECONDS = 300  # the stack's own 6 s archives would expire under the browser
@@ -191,36 +180,6 @@ def contains(outer: list[float], inner: tuple[float, ...] | list[float], slack: 
 
 
 # ---- The browser -------------------------------------------------------------------------------------------
-
-
-def unavailable(reason: str) -> NoReturn:
-    """Skip the browser tests where the browser is missing, but fail in CI: they must run there."""
-    if os.environ.get("CI", "").lower() in ("true", "1"):
-        pytest.fail(f"{reason} (CI: .ci/run installs it)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("Playwright is not installed: pip install -r requirements-dev.txt")
-    if not CHROMIUM.is_file():
-        unavailable(f"no Chromium at {CHROMIUM}: on Debian/Ubuntu, apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    yield page
-    context.close()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import shutil
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
@@ -23,22 +23,11 @@ import pytest
 from backend.storage.layout import output_names
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Page
     from stack_harness import Stack
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshot.png"
 JOB_TIMEOUT_MS = 120_000
 # Long enough to look at the countdown and download; the stack's own 6 s would race the browser.
@@ -73,36 +62,6 @@ def drop(page: Page, name: str, data: bytes) -> None:
         [name, base64.b64encode(data).decode()],
     )
     page.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer})
-
-
-def unavailable(reason: str) -> NoReturn:
-    """Skip the browser tests where the browser is missing, but fail in CI: they must run there."""
-    if os.environ.get("CI", "").lower() in ("true", "1"):
-        pytest.fail(f"{reason} (CI: .ci/run installs it)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("Playwright is not installed: pip install -r requirements-dev.txt")
-    if not CHROMIUM.is_file():
-        unavailable(f"no Chromium at {CHROMIUM}: on Debian/Ubuntu, apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    yield page
-    context.close()
 
 
 @pytest.fixture
