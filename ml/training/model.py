@@ -50,16 +50,23 @@ class SlickNet(nn.Module):
         for enc in self.encoders:
             x = enc(x)
             skips.append(x)
-        x = skips.pop()
-        for dec in self.decoders:
-            skip = skips.pop()
-            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            x = dec(torch.cat([x, skip], dim=1))
-        return F.interpolate(self.head(x), size=size, mode="bilinear", align_corners=False)
+        return unet_decode(skips, self.decoders, self.head, size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1, H, W) grey levels in [0, 1] -> (N, 1, H, W) oil probability."""
         return torch.sigmoid(self.logits(x))
+
+
+def unet_decode(
+    skips: list[torch.Tensor], decoders: nn.ModuleList, head: nn.Module, size: torch.Size
+) -> torch.Tensor:
+    """The U-Net way up: from the deepest feature map, upsample, join the skip, convolve; logits at `size`."""
+    x = skips.pop()
+    for dec in decoders:
+        skip = skips.pop()
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        x = dec(torch.cat([x, skip], dim=1))
+    return F.interpolate(head(x), size=size, mode="bilinear", align_corners=False)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -114,12 +121,7 @@ class LiteUNet(nn.Module):
             x = block(x)
             if i in LITE0_TAPS:
                 skips.append(x)
-        x = skips.pop()
-        for dec in self.decoders:
-            skip = skips.pop()
-            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            x = dec(torch.cat([x, skip], dim=1))
-        return F.interpolate(self.head(x), size=size, mode="bilinear", align_corners=False)
+        return unet_decode(skips, self.decoders, self.head, size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1, H, W) normalised grey levels in [0, 1] -> (N, 1, H, W) oil probability."""
