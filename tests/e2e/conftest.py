@@ -15,6 +15,9 @@ import pytest
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
+    from stack_harness import Stack
+
+LONG_TTL_SECONDS = 300  # the test stack's own 6 s archives would expire under the browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -56,3 +59,15 @@ def page(browser: Browser) -> Iterator[Page]:
     page.set_default_timeout(20_000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def long_lived_archives(stack: Stack) -> Iterator[Stack]:
+    """The stack with a worker that keeps archives LONG_TTL_SECONDS; the usual worker again afterwards."""
+    stack.stop("worker")
+    stack.start_worker(ARCHIVE_TTL_SECONDS=str(LONG_TTL_SECONDS))
+    try:
+        yield stack
+    finally:
+        stack.stop("worker")
+        stack.start_worker()

@@ -9,7 +9,6 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -24,7 +23,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.e2e
 
 JOB_TIMEOUT_MS = 120_000
-LONG_TTL_SECONDS = 300
 LONG_NAME = "sos/" + "S1A_IW_GRDH_1SDV_20240101T000000_long_scene_name_" * 3 + "VV.png"
 # Red pixels of an <img> on the page (the overlay's tint), counted through a canvas.
 COUNT_RED = """img => {
@@ -76,18 +74,6 @@ def upload_zip() -> tuple[bytes, list[str]]:
             archive.writestr(name, data)
         archive.writestr("sos/notes.txt", b"field notes")
     return buffer.getvalue(), list(images)
-
-
-@pytest.fixture
-def long_lived_archives(stack: Stack) -> Iterator[Stack]:
-    """The stack with a worker that keeps archives LONG_TTL_SECONDS; the usual worker again afterwards."""
-    stack.stop("worker")
-    stack.start_worker(ARCHIVE_TTL_SECONDS=str(LONG_TTL_SECONDS))
-    try:
-        yield stack
-    finally:
-        stack.stop("worker")
-        stack.start_worker()
 
 
 def watch(page: Page, origin: str) -> tuple[list[str], list[str]]:

@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshot-map.png"
 JOB_TIMEOUT_MS = 180_000
-LONG_TTL_SECONDS = 300  # the stack's own 6 s archives would expire under the browser
 
 # The scene: 512 x 512 pixels of 10 m in UTM zone 39 N, centred on 27.0 N 51.5 E (at sea).
 SIZE = 512
@@ -180,18 +179,6 @@ def contains(outer: list[float], inner: tuple[float, ...] | list[float], slack: 
 
 
 # ---- The browser -------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def long_lived_archives(stack: Stack) -> Iterator[Stack]:
-    """The stack with a worker that keeps archives LONG_TTL_SECONDS; the usual worker again afterwards."""
-    stack.stop("worker")
-    stack.start_worker(ARCHIVE_TTL_SECONDS=str(LONG_TTL_SECONDS))
-    try:
-        yield stack
-    finally:
-        stack.stop("worker")
-        stack.start_worker()
 
 
 @pytest.fixture

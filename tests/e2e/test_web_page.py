@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,6 @@ pytestmark = pytest.mark.e2e
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshot.png"
 JOB_TIMEOUT_MS = 120_000
 # Long enough to look at the countdown and download; the stack's own 6 s would race the browser.
-LONG_TTL_SECONDS = 300
 TIMES = "\u00d7"  # the multiplication sign the page writes sizes with
 
 Encode = Callable[[np.ndarray, str], bytes]
@@ -62,18 +61,6 @@ def drop(page: Page, name: str, data: bytes) -> None:
         [name, base64.b64encode(data).decode()],
     )
     page.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer})
-
-
-@pytest.fixture
-def long_lived_archives(stack: Stack) -> Iterator[Stack]:
-    """The stack with a worker that keeps archives LONG_TTL_SECONDS; the usual worker again afterwards."""
-    stack.stop("worker")
-    stack.start_worker(ARCHIVE_TTL_SECONDS=str(LONG_TTL_SECONDS))
-    try:
-        yield stack
-    finally:
-        stack.stop("worker")
-        stack.start_worker()
 
 
 def test_a_dropped_non_zip_and_a_network_failure_are_shown_in_words(stack: Stack, page: Page) -> None:
@@ -147,7 +134,7 @@ def test_upload_progress_gallery_lightbox_countdown_and_download(
     countdown = page.locator("#countdown")
     expect(countdown).to_have_text(re.compile(r"Archive deleted in \d+:\d\d"))
     minutes, seconds = map(int, countdown.inner_text().rsplit(" ", 1)[-1].split(":"))
-    assert 0 < minutes * 60 + seconds <= LONG_TTL_SECONDS
+    assert 0 < minutes * 60 + seconds <= 300  # conftest's LONG_TTL_SECONDS
     shown = countdown.inner_text()
     expect(countdown).not_to_have_text(shown, timeout=5_000)
 
