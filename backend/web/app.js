@@ -208,6 +208,8 @@ async function poll(current) {
     return;
   }
   renderStatus(status);
+  // The link works the moment the state says "completed", not after the gallery has loaded.
+  if (status.state === "completed") enableDownload(current.downloadUrl);
   const processed = status.done + status.failed;
   if (processed > current.seen || !ACTIVE.has(status.state)) {
     const listing = await refreshGallery(current, processed);
@@ -217,7 +219,6 @@ async function poll(current) {
     // At most one request a second, even from a server that answers at once.
     current.pollTimer = setTimeout(() => poll(current), Math.max(0, POLL_MS - (Date.now() - started)));
   } else if (status.state === "completed") {
-    enableDownload(current.downloadUrl);
     startCountdown(current);
   } else if (status.state === "failed") {
     showError("No image could be segmented, so there is nothing to download. The errors are listed below.");

@@ -105,6 +105,7 @@ def test_first_hour_on_the_page(long_lived_archives: Stack, page: Page) -> None:
 
     # 1. The link: shown, copied, warned about; the page's own address.
     job_id = page.locator("#job-id").inner_text()
+    expect(page.locator("#download")).to_have_attribute("aria-disabled", "false")
     href = page.locator("#download").get_attribute("href")
     assert href is not None
     user_hash = href.rsplit("/", 1)[-1]
