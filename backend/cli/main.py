@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from backend.cli import slicks
+from backend.cli import keys, slicks
 from backend.cli.http import EXIT_JOB_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, CLIError
 from backend.cli.http import check as _check
 from backend.cli.progress import Progress, ProgressReader, human_bytes
@@ -46,7 +46,7 @@ def _ops_token(api: str) -> str | None:
 
 def _client(args: argparse.Namespace) -> httpx.Client:
     timeout = httpx.Timeout(args.timeout, connect=10.0)
-    token = _ops_token(args.api)
+    token = args.key or _ops_token(args.api)  # an API key (or JWT) when given, else the operator token
     headers = {"Authorization": f"Bearer {token}"} if token else None
     return httpx.Client(base_url=args.api.rstrip("/"), timeout=timeout, headers=headers)
 
@@ -236,7 +236,13 @@ def parser() -> argparse.ArgumentParser:
     )
     root.add_argument("--api", default=os.environ.get("OILSPILL_API", DEFAULT_API), help="API base URL")
     root.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each API answer")
+    root.add_argument(
+        "--key",
+        default=os.environ.get("OILSPILL_API_KEY") or None,
+        help="API key or bearer token sent as `Authorization: Bearer` (default: OILSPILL_API_KEY)",
+    )
     commands = root.add_subparsers(dest="command", required=True)
+    keys.add_commands(commands)
 
     up = commands.add_parser("upload", help="upload a zip of images and start a job")
     up.add_argument("zip", type=Path)

@@ -10,6 +10,7 @@ from celery.signals import setup_logging, worker_init
 
 from backend.core.config import settings
 from backend.core.logging import configure_logging
+from backend.worker.lanes import task_queues
 from common.priority import lower_process_priority
 
 
@@ -41,6 +42,8 @@ celery_app.conf.update(
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     worker_concurrency=settings.WORKER_CONCURRENCY,
+    # The default queue and one per owner lane, consumed in turn (backend/worker/lanes.py).
+    task_queues=task_queues(settings.FAIR_LANES),
     # Unacked messages (running tasks, ETA timers) of a dead worker return after the visibility timeout (see
     # the setting). Kombu looks for them every interval x throttle seconds (100 s by default): scan every
     # ~10 s instead, so a crashed worker's images are redelivered soon after the timeout.

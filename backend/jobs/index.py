@@ -10,7 +10,7 @@ from typing import Protocol, cast
 
 import redis
 
-from backend.jobs.keys import CREATED_INDEX
+from backend.jobs.keys import CREATED_INDEX, owner_index
 from backend.jobs.models import Job, JobState
 
 
@@ -33,16 +33,20 @@ class JobIndex:
     def __init__(self, store: JobRecords) -> None:
         self.store = store
 
-    def recent_jobs(self, *, offset: int, count: int, state: JobState | None = None) -> list[Job]:
-        """Up to `count` jobs, newest first, after skipping `offset` (of those in `state`, if given).
+    def recent_jobs(
+        self, *, offset: int, count: int, state: JobState | None = None, owner: str | None = None
+    ) -> list[Job]:
+        """Up to `count` jobs, newest first, after skipping `offset` (of those in `state`, if given; of
+        `owner`'s jobs only, if given).
 
         Scans the index in batches reading only each job's state, then the full records of the jobs returned.
         """
         client = self.store.client
+        index = CREATED_INDEX if owner is None else owner_index(owner)
         chosen: list[str] = []
         position = skipped = offset if state is None else 0
         while len(chosen) < count:
-            ids = cast(list[str], client.zrevrange(CREATED_INDEX, position, position + max(count, BATCH) - 1))
+            ids = cast(list[str], client.zrevrange(index, position, position + max(count, BATCH) - 1))
             if not ids:
                 break
             position += len(ids)
@@ -56,7 +60,7 @@ class JobIndex:
                     chosen.append(job_id)
             gone = [job_id for job_id, job_state in zip(ids, found, strict=True) if job_state is None]
             if gone:
-                client.zrem(CREATED_INDEX, *gone)
+                client.zrem(index, *gone)
                 position -= len(gone)  # the entries after them moved up
         return [job for job in self.store.get_jobs(chosen) if job is not None]
 

@@ -10,6 +10,7 @@ keeps answering 410 rather than 404 for a week):
   job:<id>:done/failed set    input names (SADD/SCARD: a redelivered task cannot count twice)
   job:<id>:deliveries  hash   input name -> times a worker started it
   user:<hash>          string job id
+  owner:<owner>:created zset  the owner's job ids scored by created_at (with auth on; backend/auth)
   expiry               zset   user hash scored by expires_at
   active               zset   job id scored by its deadline
   created              zset   job id scored by created_at (backend.jobs.index, GET /api/tasks)
@@ -40,6 +41,11 @@ def state_channel(job_id: str) -> str:
 
 def user_key(user_hash: str) -> str:
     return f"{PREFIX}user:{user_hash}"
+
+
+def owner_index(owner: str) -> str:
+    """The jobs of one owner (AUTH_MODE api-key or oidc) by creation time, for their GET /api/tasks."""
+    return f"{PREFIX}owner:{owner}:created"
 
 
 def lock_key(name: str) -> str:

@@ -35,6 +35,7 @@ class Job(BaseModel):
     finished_at: float | None = None
     expires_at: float | None = None
     model_version: str | None = None
+    owner: str | None = None  # the API key's name or the JWT's subject; None when made with auth off
 
     @property
     def active(self) -> bool:

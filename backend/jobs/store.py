@@ -27,6 +27,7 @@ from backend.jobs.keys import (
     hash_fields,
     job_key,
     lock_key,
+    owner_index,
     touch,
     user_key,
 )
@@ -92,24 +93,32 @@ class JobStore:
         )
 
     def create_job(
-        self, job_id: str, user_hash: str, outputs: Mapping[str, str], entries: Mapping[str, str]
+        self,
+        job_id: str,
+        user_hash: str,
+        outputs: Mapping[str, str],
+        entries: Mapping[str, str],
+        owner: str | None = None,
     ) -> float:
         """Store a queued job for these inputs; returns created_at.
 
-        `outputs` maps each input name to its output name, `entries` to its ZipEntry record in upload.zip.
+        `outputs` maps each input name to its output name, `entries` to its ZipEntry record in upload.zip;
+        `owner` (with auth on) is also indexed for its GET /api/tasks.
         """
         now = time.time()
         pipe = self.client.pipeline()
-        pipe.hset(
-            job_key(job_id),
-            mapping={
-                "job_id": job_id,
-                "user_hash": user_hash,
-                "state": JobState.QUEUED,
-                "total": len(outputs),
-                "created_at": now,
-            },
-        )
+        record: dict[str, str | int | float] = {
+            "job_id": job_id,
+            "user_hash": user_hash,
+            "state": JobState.QUEUED,
+            "total": len(outputs),
+            "created_at": now,
+        }
+        if owner is not None:
+            record["owner"] = owner
+            pipe.zadd(owner_index(owner), {job_id: now})
+            pipe.expire(owner_index(owner), self.record_ttl)
+        pipe.hset(job_key(job_id), mapping=record)  # type: ignore[arg-type]
         pipe.hset(job_key(job_id, ":inputs"), mapping=hash_fields(outputs))
         if entries:
             pipe.hset(job_key(job_id, ":entries"), mapping=hash_fields(entries))

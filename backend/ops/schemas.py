@@ -22,6 +22,7 @@ class TaskSummary(BaseModel):
     finished_at: datetime | None
     expires_at: datetime | None = Field(description="When the archive and all files are (or were) deleted.")
     status_url: str
+    owner: str | None = Field(None, description="The API key's name or token subject; null with auth off.")
 
 
 class TaskList(BaseModel):

@@ -9,33 +9,41 @@ from backend.core.logging import job_event
 from backend.jobs.store import JobStore
 from backend.storage.layout import new_token, output_names
 from backend.upload.scan import ZipScan
+from backend.worker.lanes import pick_lane
 from backend.worker.tasks import finalize_job, segment_images
 
 
-def start_job(store: JobStore, user_hash: str, scan: ZipScan) -> str:
-    """Record the job of an upload's images, then send its chord; a job whose chord cannot be sent is
-    forgotten again. Returns the job id."""
+def start_job(store: JobStore, user_hash: str, scan: ZipScan, owner: str | None = None) -> str:
+    """Record the job of an upload's images (and its owner, with auth on), then send its chord; a job whose
+    chord cannot be sent is forgotten again. Returns the job id."""
     job_id = new_token()
     outputs = output_names(image.name for image in scan.images)
     store.create_job(
-        job_id, user_hash, outputs, {image.name: image.entry.to_record() for image in scan.images}
+        job_id,
+        user_hash,
+        outputs,
+        {image.name: image.entry.to_record() for image in scan.images},
+        owner=owner,
     )
     job_event("uploaded", job_id, images=len(outputs), skipped=len(scan.skipped))  # never the user hash
     try:
         sizes = {image.name: image.entry.file_size for image in scan.images}
-        send_chord(job_id, {name: sizes[name] for name in sorted(outputs)})
+        queue = pick_lane(store.client, owner or job_id, settings.FAIR_LANES)
+        send_chord(job_id, {name: sizes[name] for name in sorted(outputs)}, queue)
     except BaseException:
         store.delete_job(job_id, user_hash)
         raise
     return job_id
 
 
-def send_chord(job_id: str, sizes: dict[str, int]) -> None:
-    """One segment_images per group of images, finalize_job once all have returned."""
+def send_chord(job_id: str, sizes: dict[str, int], queue: str | None = None) -> None:
+    """One segment_images per group of images (on `queue`, the owner's lane), finalize_job once all have
+    returned (on the default queue)."""
     groups = plan_batches(
         sizes, settings.IMAGES_PER_TASK, settings.TASK_MAX_MB * 1024 * 1024, settings.WORKER_CONCURRENCY
     )
-    chord(segment_images.s(job_id, names) for names in groups)(finalize_job.s(job_id))
+    options = {"queue": queue} if queue else {}
+    chord(segment_images.s(job_id, names).set(**options) for names in groups)(finalize_job.s(job_id))
 
 
 def plan_batches(sizes: dict[str, int], per_task: int, max_bytes: int, workers: int) -> list[list[str]]:

@@ -1,4 +1,5 @@
-"""GET /api/tasks: recent jobs for operators, newest first, without their user hashes."""
+"""GET /api/tasks: recent jobs, newest first, without their user hashes: every job for operators (and, with
+auth on, admin keys or roles), the caller's own jobs for everyone else."""
 
 from __future__ import annotations
 
@@ -7,18 +8,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from backend.api.deps import StoreDep, operator_access
+from backend.api.deps import StoreDep, tasks_scope
 from backend.api.schemas import ErrorDetail
 from backend.jobs.models import Job, JobState
 from backend.ops.schemas import TaskList, TaskSummary
 
 router = APIRouter(
     tags=["operations"],
-    dependencies=[Depends(operator_access)],
     responses={
         401: {
             "model": ErrorDetail,
-            "description": "The operator token (OPS_TOKEN or OPS_TOKEN_FILE) is missing or wrong.",
+            "description": "AUTH_MODE none: the operator token (OPS_TOKEN or OPS_TOKEN_FILE) is missing or "
+            "wrong. Otherwise: no API key or bearer token, or a refused one.",
         },
         429: {"model": ErrorDetail, "description": "Too many failed token attempts from this address."},
     },
@@ -40,6 +41,7 @@ def _summary(request: Request, job: Job) -> TaskSummary:
         finished_at=_when(job.finished_at),
         expires_at=_when(job.expires_at),
         status_url=request.app.url_path_for("status", job_id=job.job_id),
+        owner=job.owner,
     )
 
 
@@ -56,12 +58,13 @@ def _summary(request: Request, job: Job) -> TaskSummary:
 def list_tasks(
     request: Request,
     store: StoreDep,
+    owner: Annotated[str | None, Depends(tasks_scope)],
     limit: Annotated[int, Query(ge=1, le=200, description="Jobs per page.")] = 50,
     offset: Annotated[int, Query(ge=0, description="Jobs to skip (of those matching `state`).")] = 0,
     state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
 ) -> TaskList:
     """Jobs newest first, with their image counts and expiry; records age out after JOB_RECORD_TTL_SECONDS."""
-    found = store.index.recent_jobs(offset=offset, count=limit + 1, state=state)
+    found = store.index.recent_jobs(offset=offset, count=limit + 1, state=state, owner=owner)
     return TaskList(
         items=[_summary(request, job) for job in found[:limit]],
         limit=limit,

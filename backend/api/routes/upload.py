@@ -14,8 +14,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
-from backend.api.deps import MetricsDep, ResultsDep, SettingsDep, StoreDep
+from backend.api.deps import CallerDep, MetricsDep, ResultsDep, SettingsDep, StoreDep
 from backend.api.schemas import ErrorDetail, Skipped, UploadResponse
+from backend.auth.quotas import upload_quota
 from backend.core.config import MB, Settings
 from backend.jobs.store import JobStore
 from backend.storage.layout import ResultsDir, new_token
@@ -114,8 +115,13 @@ def _count_outcome(metrics: MetricsDep) -> Iterator[None]:
     openapi_extra=OPENAPI_BODY,
     responses={
         400: {"model": ErrorDetail, "description": "Not a zip, a corrupt zip, or a zip without images."},
+        401: {"model": ErrorDetail, "description": "With auth on: no credential, or a refused one."},
         413: {"model": ErrorDetail, "description": "Upload or its contents over the size limits."},
         422: {"model": ErrorDetail, "description": "No form field `file`."},
+        429: {
+            "model": ErrorDetail,
+            "description": "Over a quota (jobs in flight, images or megabytes per day); see Retry-After.",
+        },
         503: {"model": ErrorDetail, "description": "The job queue (Redis) is unreachable."},
         507: {"model": ErrorDetail, "description": "Not enough free disk space."},
     },
@@ -125,30 +131,41 @@ async def upload(
     settings: SettingsDep,
     store: StoreDep,
     results: ResultsDep,
+    caller: CallerDep,
     _: Annotated[None, Depends(_count_outcome)],
 ) -> UploadResponse:
     """Stream the zip to disk, check its images (kept in the zip) and queue one segmentation per image."""
     _check_capacity(request, settings, results)
     await run_in_threadpool(store.client.ping)
     user_hash = new_token()
-    folder = results.user(user_hash)
-    folder.root.mkdir(mode=0o700, parents=True)
-    disk = reservations(store, results, settings)
     declared = request.headers.get("content-length", "")
+    quota = upload_quota(store.client, caller)  # None with auth off
+    if quota is not None:  # before anything is written: a slot among the owner's jobs in flight
+        await run_in_threadpool(quota.hold, user_hash, int(declared) if declared.isdigit() else None)
+    max_bytes = min(settings.max_upload_bytes, quota.max_upload_bytes if quota else settings.max_upload_bytes)
+    folder = results.user(user_hash)
+    disk = reservations(store, results, settings)
     try:
+        folder.root.mkdir(mode=0o700, parents=True)
         if declared.isdigit():  # before a byte is read: the upload and what its job will write
             await run_in_threadpool(_reserve, disk, user_hash, int(declared))
-        size = await receive_upload(request, folder.upload, max_bytes=settings.max_upload_bytes)
+        size = await receive_upload(request, folder.upload, max_bytes=max_bytes)
         if not declared.isdigit():  # a chunked upload: reserved once its size is known
             await run_in_threadpool(_reserve, disk, user_hash, size)
         scan = await run_in_threadpool(scan_images, folder.upload, _limits(settings))
-        job_id = await run_in_threadpool(start_job, store, user_hash, scan)
+        if quota is not None:  # the day's images and bytes, or 429 (and all of this undone)
+            await run_in_threadpool(quota.charge, size, len(scan.images))
+        owner = caller.owner if caller else None
+        job_id = await run_in_threadpool(start_job, store, user_hash, scan, owner)
     except BaseException:
-        # Whatever went wrong (bad zip, client gone, Redis down), leave nothing behind; synchronously,
-        # because a cancelled request may not get to await again.
+        # Whatever went wrong (bad zip, client gone, Redis down, a quota), leave nothing behind;
+        # synchronously, because a cancelled request may not get to await again.
         shutil.rmtree(folder.root, ignore_errors=True)
         with contextlib.suppress(Exception):  # the sweeper drops it otherwise (its folder is gone)
             disk.release(user_hash)
+        with contextlib.suppress(Exception):  # the slot ages out otherwise (no job: STALE_UPLOAD_SECONDS)
+            if quota is not None:
+                quota.release()
         raise
     return UploadResponse(
         job_id=job_id,
