@@ -27,7 +27,7 @@ function clearError() {
 function detailOf(status, body) {
   try {
     const detail = JSON.parse(body).detail;
-    if (typeof detail === "string" && detail) return detail;
+    if (typeof detail === "string" && detail) return inWords(status, detail); // auth.js
     if (detail !== undefined) return JSON.stringify(detail);
   } catch (_) {
     /* not JSON: a proxy's error page, say */
@@ -111,6 +111,7 @@ function upload(file) {
   form.append("file", file, file.name);
   const xhr = new XMLHttpRequest();
   xhr.open("POST", "/api/upload");
+  authorizeXhr(xhr); // auth.js: the tab's API key, if it has one
   xhr.upload.onprogress = (event) => {
     if (event.lengthComputable) {
       const pct = Math.floor((event.loaded / event.total) * 100);
@@ -128,6 +129,7 @@ function upload(file) {
       follow(JSON.parse(xhr.responseText));
     } else {
       setUploadProgress(0, "failed");
+      if (xhr.status === 401) askForKey();
       showError(detailOf(xhr.status, xhr.responseText));
     }
   };

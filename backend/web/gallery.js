@@ -77,7 +77,7 @@ function pictureUrl(image, maxPixels) {
 
 async function untinted(url, maxPixels) {
   const source = new Image();
-  source.src = url;
+  source.src = await authedUrl(url); // auth.js: a blob: URL when the tab has an API key
   await source.decode();
   const scale = Math.min(1, Math.sqrt(maxPixels / (source.naturalWidth * source.naturalHeight)));
   const canvas = document.createElement("canvas");
@@ -106,14 +106,14 @@ async function showIn(img, image, maxPixels) {
   const what = showPicture ? "Picture" : "Overlay";
   img.alt = `${what} of ${image.name}`;
   if (!showPicture) {
-    img.src = image.overlay_url;
+    img.src = await authedUrl(image.overlay_url); // auth.js
     return;
   }
   try {
     const url = await pictureUrl(image, maxPixels);
     if (showPicture) img.src = url;
   } catch (_) {
-    img.src = image.overlay_url; // not decodable here: the overlay rather than nothing
+    img.src = await authedUrl(image.overlay_url).catch(() => image.overlay_url); // the overlay rather than nothing
   }
 }
 
