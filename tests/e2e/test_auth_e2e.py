@@ -4,6 +4,7 @@ kept shareable by setting; quotas answering 429 (or 413) with nothing written.""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -168,3 +169,24 @@ def test_quotas_answer_429_and_write_nothing(stack: Stack, keys: dict[str, str],
         assert refused.status_code == 429 and "megabytes per day" in refused.json()["detail"]
         assert "retry-after" in refused.headers
         assert len(list(results.iterdir())) == len(before[0]) + 2
+
+
+def test_the_cli_sends_its_key(keyed_api: str, keys: dict[str, str], stack: Stack, tmp_path: Path) -> None:
+    scenes = tmp_path / "scenes.zip"
+    scenes.write_bytes(scenes_zip(1))
+
+    def oilspill(*args: str, key: str | None) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in stack.env().items() if k not in ("OILSPILL_OPS_TOKEN", "OILSPILL_API_KEY")}
+        if key:
+            env["OILSPILL_API_KEY"] = key
+        command = [sys.executable, "-m", "backend.cli", "--api", keyed_api, *args]
+        return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+    refused = oilspill("upload", str(scenes), key=None)
+    assert refused.returncode == 4 and "HTTP 401" in refused.stderr and "API key" in refused.stderr
+    done = oilspill("upload", str(scenes), "--wait", key=keys["bob"])
+    assert done.returncode == 0, done.stderr
+    listed = oilspill("tasks", "--json", key=None)
+    assert listed.returncode == 4
+    mine = oilspill("--key", keys["bob"], "tasks", "--json", key=None)
+    assert mine.returncode == 0 and len(json.loads(mine.stdout)["items"]) >= 1
