@@ -79,20 +79,22 @@ def _land_grid(spec: SceneSpec, transform: Affine) -> np.ndarray | None:
     rows = np.arange(0, spec.height, LAND_STEP) + LAND_STEP / 2
     cols = np.arange(0, spec.width, LAND_STEP) + LAND_STEP / 2
     cc, rr = np.meshgrid(cols, rows)
-    xs, ys = transform * (cc.ravel(), rr.ravel())
+    xs, ys = transform @ (cc.ravel(), rr.ravel())
     lon, lat = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True).transform(xs, ys)
     return on_land(np.asarray(lon), np.asarray(lat)).reshape(rr.shape)
 
 
-def _strip(spec: SceneSpec, r0: int, r1: int, land: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+def _strip(
+    spec: SceneSpec, r0: int, r1: int, land: np.ndarray | None, rng: np.random.Generator
+) -> np.ndarray:
     rows = np.arange(r0, r1, dtype=np.float32)[:, None]
     cols = np.arange(spec.width, dtype=np.float32)[None, :]
-    sea_dn = 320.0 * (1.0 - 0.45 * cols / spec.width)  # near to far range
+    sea_dn = 320.0 * (1.0 - 0.25 * cols / spec.width)  # near to far range: -2.5 dB
     speckle = np.sqrt(rng.standard_gamma(4.0, size=(r1 - r0, spec.width), dtype=np.float32) / 4.0)
     dn = sea_dn * speckle
     if land is not None:
         on = land[(np.arange(r0, r1) // LAND_STEP)[:, None], (np.arange(spec.width) // LAND_STEP)[None, :]]
-        dn = np.where(on, 2.2 * dn * (1.0 + 0.3 * np.sin(cols / 97.0) * np.cos(rows / 71.0)), dn)
+        dn = np.where(on, 1.6 * dn * (1.0 + 0.2 * np.sin(cols / 97.0) * np.cos(rows / 71.0)), dn)
     for slick in spec.slicks:
         if slick.row + slick.a < r0 or slick.row - slick.a > r1:
             continue
@@ -100,7 +102,7 @@ def _strip(spec: SceneSpec, r0: int, r1: int, land: np.ndarray | None, rng: np.r
     left = spec.nodata_share * spec.width * (0.55 + 0.45 * rows / spec.height)
     right = spec.width - spec.nodata_share * spec.width * (1.0 - 0.45 * rows / spec.height)
     border = (cols < left) | (cols >= right) | (rows < 0.01 * spec.height) | (rows >= 0.99 * spec.height)
-    values = np.clip(np.rint(dn), 1, 65535).astype(np.uint16)
+    values: np.ndarray = np.clip(np.rint(dn), 1, 65535).astype(np.uint16)
     values[border] = 0
     return values
 

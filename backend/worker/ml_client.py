@@ -230,6 +230,9 @@ def _batch_outcomes(content: bytes, count: int) -> list[Segmentation | MLService
                     geo=item.geo,
                     slicks_geojson=files.get(slicks_entry(item.index)),
                     mask_tif=files.get(geo_mask_entry(item.index)),
+                    width=item.width,
+                    height=item.height,
+                    decimation=item.decimation,
                 )
             )
         return outcomes
