@@ -62,6 +62,7 @@ class BenchStack:
         return dict(os.environ) | {
             "REDIS_URL": self.redis_url,
             "RESULTS_DIR": str(self.workdir / "results"),
+            "ML_SCENE_DIR": str(self.workdir / "results"),  # the same folder: scenes are read there in place
             "ML_SERVICE_URL": self.ml_url,
             "ML_PORT": str(self.ml_port),
             "PYTHONUNBUFFERED": "1",

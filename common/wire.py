@@ -22,6 +22,15 @@ RESULTS_ENTRY = "results.json"
 # is georeferenced, else pixel coordinates), and a georeferenced one `<index>/mask.tif` (a COG mask).
 SLICKS_ENTRY = "slicks.geojson"
 GEO_MASK_ENTRY = "mask.tif"
+# A scene too large to send (POST /segment/scene) is extracted by the worker under the shared results folder
+# and named by its path relative to that folder (ML_SCENE_DIR on the service's side).
+
+
+class SceneRequest(BaseModel):
+    """Body of POST /segment/scene: where the scene file lies, and its name for the slicks."""
+
+    path: str  # relative to the shared results folder
+    filename: str
 
 
 def mask_entry(index: int) -> str:
@@ -74,6 +83,12 @@ class BatchItem(BaseModel):
     valid_fraction: float | None = None  # share of pixels holding data (the rest is nodata: never oil)
     scale: str | None = None  # how the numbers were read (ml.radiometry.Scale): grey, amplitude, power, db
     geo: GeoInfo | None = None  # with geo=true
+    # Scenes (POST /segment/scene): input pixels per mask pixel along each axis (the processing resolution;
+    # the mask, overlay and COG mask are width x height at that resolution), and the model's tiles: all of
+    # the scene's, and those run (the others were nodata or land).
+    decimation: int | None = None
+    tiles: int | None = None
+    tiles_run: int | None = None
     status_code: int | None = None  # the 4xx that POST /segment would have answered for this image alone
     detail: str | None = None
 

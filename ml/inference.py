@@ -270,6 +270,10 @@ class Segmenter:
         """Raw model call on (N, 1, T, T) float32 in [0, 1], on the next free runner."""
         return self.runners.run(batch)
 
+    def submitter(self) -> Predict:
+        """Queue model runs for one segmentation: its runs share a ticket (served after earlier ones')."""
+        return functools.partial(self.runners.submit, ticket=self.runners.ticket())
+
     def probabilities_many(
         self, grays: Iterable[np.ndarray], cancelled: Callable[[], bool] | None = None
     ) -> Iterator[np.ndarray]:
@@ -279,7 +283,7 @@ class Segmenter:
         Once `cancelled()` is true (its client gave up), runs not yet started are dropped and
         ml.cancel.Cancelled is raised.
         """
-        submit: Predict = functools.partial(self.runners.submit, ticket=self.runners.ticket())
+        submit = self.submitter()
         if cancelled is not None:
             submit = cancellable(submit, cancelled)
         return sliding_window_many(

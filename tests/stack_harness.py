@@ -111,6 +111,7 @@ class Stack:
         env |= {
             "REDIS_URL": self.redis_url,
             "RESULTS_DIR": str(self.results_dir),
+            "ML_SCENE_DIR": str(self.results_dir),  # the same folder: scenes are read there in place
             "ML_SERVICE_URL": self.ml_url,
             "PYTHONUNBUFFERED": "1",
         }

@@ -55,6 +55,11 @@ class Settings(AuthSettings):
     MAX_ZIP_ENTRIES: int = Field(10000, ge=1)
     MAX_IMAGES: int = Field(5000, ge=1)
     MAX_IMAGE_PIXELS: int = Field(400_000_000, ge=1)
+    # TIFF entries over SCENE_MIN_MB go to the ML service by path, not in a request body (POST /segment/scene:
+    # the worker extracts them under RESULTS_DIR, the service reads them there in place, window by window):
+    # scenes of up to SCENE_MAX_PIXELS. The ML service's ML_SCENE_DIR must name the same folder.
+    SCENE_MIN_MB: int = Field(64, ge=1)
+    SCENE_MAX_PIXELS: int = Field(1_000_000_000, ge=1)
     MIN_FREE_DISK_MB: int = Field(500, ge=0)
     # Disk reserved per upload for what its job will write, as a multiple of the upload (2.7 measured).
     DISK_RESERVE_FACTOR: float = Field(2.7, ge=0)

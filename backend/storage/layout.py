@@ -3,6 +3,8 @@
 results/<user_hash>/upload.zip          the uploaded zip; images are read from it
 results/<user_hash>/parts/<part>.zip    masks/<out>.png (0/255) and overlays/<out>.png (oil in translucent
                                         red) of one ML request (backend.storage.parts)
+results/<user_hash>/work/<token>.tif    a scene extracted from upload.zip while the ML service reads it
+                                        (backend.worker.scenes); deleted once segmented
 results/<user_hash>/archive.zip         what GET /api/download serves
 """
 
@@ -45,6 +47,10 @@ class UserDir:
     @property
     def parts(self) -> Path:
         return self.root / "parts"
+
+    @property
+    def work(self) -> Path:
+        return self.root / "work"
 
     @property
     def archive(self) -> Path:

@@ -2,7 +2,8 @@
 
 The upload scan (backend.upload.scan) validates every entry once and records its location; the worker then
 reads an image straight from upload.zip by that record instead of parsing the zip's central directory
-again, which for a 10,000-entry zip would cost a full parse per chord member. Nothing is extracted to disk.
+again, which for a 10,000-entry zip would cost a full parse per chord member. Only scenes are extracted to
+disk (backend.worker.scenes), streamed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ _LOCAL_SIGNATURE = b"PK\x03\x04"
 # Encrypted (bit 0), compressed patched data (bit 5), strong encryption (bit 6): never readable here.
 _UNREADABLE_FLAGS = 0x1 | 0x20 | 0x40
 _FIELDS = 6
+EXTRACT_CHUNK = 1 << 22  # bytes copied at a time by extract_entry
 _CORRUPT = (
     zipfile.BadZipFile,
     zlib.error,
@@ -88,28 +90,58 @@ def read_entry(file: BinaryIO, entry: ZipEntry, max_bytes: int) -> bytes:
     bound, as in zipfile (the upload scan read the entry the same way and accepted it).
     ValueError for anything wrong with the entry or the file.
     """
+    _check_readable(entry, max_bytes)
+    try:
+        with _open_entry(file, entry) as source:
+            data = source.read(entry.file_size + 1)
+    except _CORRUPT as exc:
+        raise ValueError(f"cannot read zip entry at offset {entry.header_offset}: {exc}") from exc
+    _check_length(entry, len(data))
+    return data
+
+
+def extract_entry(file: BinaryIO, entry: ZipEntry, dest: BinaryIO, max_bytes: int) -> None:
+    """Copy the entry's uncompressed bytes into `dest` chunk by chunk (a scene never held whole), checked as
+    read_entry checks them (CRC, length); ValueError for anything wrong with the entry or the file."""
+    _check_readable(entry, max_bytes)
+    written = 0
+    try:
+        with _open_entry(file, entry) as source:
+            while chunk := source.read(min(EXTRACT_CHUNK, entry.file_size + 1 - written)):
+                dest.write(chunk)
+                written += len(chunk)
+                if written > entry.file_size:
+                    break
+    except _CORRUPT as exc:
+        raise ValueError(f"cannot read zip entry at offset {entry.header_offset}: {exc}") from exc
+    _check_length(entry, written)
+
+
+def _check_readable(entry: ZipEntry, max_bytes: int) -> None:
     if entry.file_size > max_bytes:
         raise ValueError(f"zip entry is {entry.file_size} bytes, over the limit of {max_bytes}")
     if entry.flag_bits & _UNREADABLE_FLAGS:
         raise ValueError(f"zip entry is encrypted or patched (flags {entry.flag_bits:#x})")
-    try:
-        file.seek(entry.header_offset)
-        header = file.read(_LOCAL_HEADER.size)
-        if len(header) != _LOCAL_HEADER.size:
-            raise ValueError("truncated local file header")
-        signature, name_length, extra_length = _LOCAL_HEADER.unpack(header)
-        if signature != _LOCAL_SIGNATURE:
-            raise ValueError("bad local file header signature")
-        file.seek(name_length + extra_length, 1)
-        with zipfile.ZipExtFile(file, "r", _zip_info(entry)) as source:
-            data = source.read(entry.file_size + 1)
-    except _CORRUPT as exc:
-        raise ValueError(f"cannot read zip entry at offset {entry.header_offset}: {exc}") from exc
-    if len(data) != entry.file_size:
+
+
+def _check_length(entry: ZipEntry, length: int) -> None:
+    if length != entry.file_size:
         raise ValueError(
-            f"zip entry at offset {entry.header_offset} holds {len(data)} bytes, not {entry.file_size}"
+            f"zip entry at offset {entry.header_offset} holds {length} bytes, not {entry.file_size}"
         )
-    return data
+
+
+def _open_entry(file: BinaryIO, entry: ZipEntry) -> zipfile.ZipExtFile:
+    """The entry's decompressing reader, past its local header (whose own name and extra lengths count)."""
+    file.seek(entry.header_offset)
+    header = file.read(_LOCAL_HEADER.size)
+    if len(header) != _LOCAL_HEADER.size:
+        raise ValueError("truncated local file header")
+    signature, name_length, extra_length = _LOCAL_HEADER.unpack(header)
+    if signature != _LOCAL_SIGNATURE:
+        raise ValueError("bad local file header signature")
+    file.seek(name_length + extra_length, 1)
+    return zipfile.ZipExtFile(file, "r", _zip_info(entry))
 
 
 def _zip_info(entry: ZipEntry) -> zipfile.ZipInfo:

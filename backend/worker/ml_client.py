@@ -36,6 +36,7 @@ from common.wire import (
     BatchResult,
     ErrorDetail,
     GeoInfo,
+    SceneRequest,
     geo_mask_entry,
     mask_entry,
     overlay_entry,
@@ -67,6 +68,9 @@ class Segmentation(BaseModel):
     geo: GeoInfo | None = None  # where the image lies, its slick counts (batch answers with geo=true)
     slicks_geojson: bytes | None = None  # its slicks, a GeoJSON FeatureCollection (named as sent)
     mask_tif: bytes | None = None  # COG mask with the input's georeference; georeferenced images only
+    width: int | None = None  # of the mask (a scene's: at its processing resolution)
+    height: int | None = None
+    decimation: int | None = None  # input pixels per mask pixel along each axis (scenes)
 
 
 class MLClient:
@@ -146,38 +150,17 @@ class MLClient:
         """
         label = f"batch of {len(images)} ({images[0][0]}, ...)" if images else "empty batch"
         response = self._call(lambda: self._post_batch(images), label)
-        try:
-            files = stored_zip.read(response.content)
-            result = BatchResult.model_validate_json(files[RESULTS_ENTRY])
-            if [item.index for item in result.images] != list(range(len(images))):
-                raise ValueError(f"{len(result.images)} results for {len(images)} images")
-            outcomes: list[Segmentation | MLServiceError] = []
-            for item in result.images:
-                if item.status != "ok":
-                    detail = f"ML service rejected the image: {item.detail}"
-                    outcomes.append(MLServiceError(detail, status_code=item.status_code))
-                    continue
-                outcomes.append(
-                    Segmentation(
-                        mask_png=files[mask_entry(item.index)],
-                        overlay_png=files[overlay_entry(item.index)],
-                        oil_fraction=item.oil_fraction if item.oil_fraction is not None else float("nan"),
-                        model_version=result.model_version,
-                        oil_pixels=item.oil_pixels,
-                        scale=item.scale,
-                        valid_fraction=item.valid_fraction,
-                        geo=item.geo,
-                        slicks_geojson=files.get(slicks_entry(item.index)),
-                        mask_tif=files.get(geo_mask_entry(item.index)),
-                    )
-                )
-            return outcomes
-        except (
-            zipfile.BadZipFile,
-            KeyError,
-            ValueError,
-        ) as exc:  # pydantic's ValidationError is a ValueError
-            raise MLServiceError(f"ML service returned an unreadable answer ({exc})") from exc
+        return _batch_outcomes(response.content, len(images))
+
+    def segment_scene(self, path: str, filename: str) -> Segmentation:
+        """Segment a scene file the service reads in place (`path` relative to the shared results folder):
+        POST /segment/scene, whose answer is a batch answer of one image; MLServiceError as segment_batch."""
+        body = SceneRequest(path=path, filename=filename).model_dump()
+        response = self._call(lambda: self.http.post("/segment/scene", json=body), filename)
+        (outcome,) = _batch_outcomes(response.content, 1)
+        if isinstance(outcome, MLServiceError):
+            raise outcome
+        return outcome
 
     def _post(self, data: bytes, filename: str) -> httpx.Response:
         """POST /segment?overlay=true: the service renders the overlay too; the worker decodes no image."""
@@ -220,6 +203,45 @@ class MLClient:
         if down:
             raise MLServiceError(f"{problem} (1 attempt: the service was already failing for earlier images)")
         raise MLServiceError(f"{problem} (gave up after {attempts} attempts)")
+
+
+def _batch_outcomes(content: bytes, count: int) -> list[Segmentation | MLServiceError]:
+    """One outcome per image of a batch answer (a stored zip); MLServiceError if it is unreadable."""
+    try:
+        files = stored_zip.read(content)
+        result = BatchResult.model_validate_json(files[RESULTS_ENTRY])
+        if [item.index for item in result.images] != list(range(count)):
+            raise ValueError(f"{len(result.images)} results for {count} images")
+        outcomes: list[Segmentation | MLServiceError] = []
+        for item in result.images:
+            if item.status != "ok":
+                detail = f"ML service rejected the image: {item.detail}"
+                outcomes.append(MLServiceError(detail, status_code=item.status_code))
+                continue
+            outcomes.append(
+                Segmentation(
+                    mask_png=files[mask_entry(item.index)],
+                    overlay_png=files[overlay_entry(item.index)],
+                    oil_fraction=item.oil_fraction if item.oil_fraction is not None else float("nan"),
+                    model_version=result.model_version,
+                    oil_pixels=item.oil_pixels,
+                    scale=item.scale,
+                    valid_fraction=item.valid_fraction,
+                    geo=item.geo,
+                    slicks_geojson=files.get(slicks_entry(item.index)),
+                    mask_tif=files.get(geo_mask_entry(item.index)),
+                    width=item.width,
+                    height=item.height,
+                    decimation=item.decimation,
+                )
+            )
+        return outcomes
+    except (
+        zipfile.BadZipFile,
+        KeyError,
+        ValueError,
+    ) as exc:  # pydantic's ValidationError is a ValueError
+        raise MLServiceError(f"ML service returned an unreadable answer ({exc})") from exc
 
 
 def _error_detail(response: httpx.Response) -> str:

@@ -22,6 +22,7 @@ from backend.worker.context import WorkerContext
 from backend.worker.inputs import Input, read_input, split_by_pixels
 from backend.worker.ml_client import MLClient, MLServiceError, Segmentation
 from backend.worker.outputs import checked_outputs, failed_result
+from backend.worker.scenes import is_scene, segment_scene
 
 log = logging.getLogger("backend.pipeline")  # the module's name before it moved, for log filters
 
@@ -134,6 +135,10 @@ class Batch:
                 )
             else:
                 readable.append(name)
+        for name in [name for name in readable if is_scene(name, self.entries.get(name))]:
+            readable.remove(name)
+            self._segment_scene(name)
+            self._record_progress()
         budget = min(settings.REQUEST_MAX_PIXELS, PROGRESS_PIXELS)
         for request in split_by_pixels(self._read_inputs(readable), budget):
             self._segment(request)
@@ -199,6 +204,22 @@ class Batch:
             self.version = outcome.model_version or self.version
         if checked:
             self._store(parts.part_id(names), checked, share)
+
+    def _segment_scene(self, name: str) -> None:
+        """One scene, by path (backend.worker.scenes): its outputs are a part of their own."""
+        started, output = time.perf_counter(), self.outputs[name]
+        try:
+            result, files, version = segment_scene(
+                self.ctx.ml, self.ctx.results.root, self.folder, name, self.entries[name], output
+            )
+        except MLServiceError as exc:
+            self.results[name] = failed_result(name, output, exc.detail)
+            return
+        except ValueError as exc:
+            self.results[name] = failed_result(name, output, str(exc))
+            return
+        self.version = version or self.version
+        self._store(parts.part_id([name]), {name: (result, files)}, time.perf_counter() - started)
 
     def _store(self, part: str, checked: dict[str, tuple[ImageResult, parts.Outputs]], share: float) -> None:
         try:

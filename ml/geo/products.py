@@ -2,7 +2,7 @@
 
 Every image gets `slicks.geojson` (lon/lat when georeferenced, pixel coordinates otherwise: see
 ml.geo.geojson); a georeferenced one also gets the COG mask with its own CRS and transform or GCPs.
-The land mask (ml.geo.landmask, ~1.1 GB, loaded once on first need) is consulted only for georeferenced
+The land mask (ml.geo.landmask, ~0.8 GB, loaded once on first need) is consulted only for georeferenced
 images that have slicks, and only when `drop_on_land` is set.
 """
 
@@ -38,12 +38,23 @@ class GeoProducts:
 
 
 def geo_products(
-    name: str, decoded: Decoded, mask: np.ndarray, prob: np.ndarray, rules: SlickRules
+    name: str,
+    decoded: Decoded,
+    mask: np.ndarray,
+    prob: np.ndarray,
+    rules: SlickRules,
+    prob_scale: float = 1.0,
 ) -> GeoProducts:
     """Vectorise one segmented image and describe where it lies."""
     georef, valid = decoded.georef, decoded.image.valid
     slicks = vectorise(
-        mask, prob, valid, georef, min_pixels=rules.min_pixels, min_area_km2=rules.min_area_km2
+        mask,
+        prob,
+        valid,
+        georef,
+        min_pixels=rules.min_pixels,
+        min_area_km2=rules.min_area_km2,
+        prob_scale=prob_scale,
     )
     on_land: list[object] = []
     if georef is not None and rules.drop_on_land and slicks:

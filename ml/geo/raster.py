@@ -21,6 +21,7 @@ floats, the finite values; it is None when every pixel is valid. GDAL's errors s
 
 from __future__ import annotations
 
+import mmap
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -106,13 +107,16 @@ class GeoRaster:
         return self.georef is not None
 
 
-def looks_like_tiff(data: bytes) -> bool:
+def looks_like_tiff(data: bytes | mmap.mmap) -> bool:
     """True when `data` starts with a classic (II*\\0, MM\\0*) or BigTIFF (II+\\0, MM\\0+) header."""
     return data[:4] in _TIFF_MAGICS
 
 
-def scan_tiff(data: bytes, *, max_ifds: int = DEFAULT_MAX_IFDS) -> TiffLayout:
-    """Walk the TIFF's IFD chain without GDAL; raise ImageError 400 (corrupt) or 413 (too many IFDs)."""
+def scan_tiff(data: bytes | mmap.mmap, *, max_ifds: int = DEFAULT_MAX_IFDS) -> TiffLayout:
+    """Walk the TIFF's IFD chain without GDAL; raise ImageError 400 (corrupt) or 413 (too many IFDs).
+
+    `data` may be a file's mmap (ml.scene.source): only the IFDs' pages are read.
+    """
     if not looks_like_tiff(data):
         raise ImageError(400, "not a TIFF: the file does not start with a TIFF or BigTIFF header")
     little = data[:2] == b"II"

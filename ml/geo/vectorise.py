@@ -92,11 +92,13 @@ def vectorise(
     simplify_px: float = 0.5,
     densify_px: float = 8.0,
     max_slicks: int = DEFAULT_MAX_SLICKS,
+    prob_scale: float = 1.0,
 ) -> list[Slick]:
     """Slicks of a uint8 mask (>= 128 = oil), the float probability map and the valid mask (None = all valid).
 
     At most `max_slicks` regions are measured, the largest by pixel count: a speckled mask cannot make this
     take minutes (measuring costs ~0.3 ms a region; polygonising 150,000 specks alone takes ~2 s).
+    `prob` may hold probabilities times `prob_scale` (a scene's uint8 map: 255): a quarter of the memory.
     """
     if mask.shape != prob.shape or (valid is not None and valid.shape != mask.shape):
         raise ValueError("mask, prob and valid must have the same shape")
@@ -129,7 +131,7 @@ def vectorise(
     regions.sort(key=lambda region: -region[0])
     found: list[Slick] = []
     for pixels, polygon in regions[:max_slicks]:
-        slick = _measure(polygon, pixels, oil, prob, valid, georef, simplify_px, densify_px)
+        slick = _measure(polygon, pixels, oil, prob, valid, georef, simplify_px, densify_px, prob_scale)
         if slick.area_km2 is None or slick.area_km2 >= min_area_km2:
             found.append(slick)
     found.sort(key=lambda s: (-(s.area_km2 if s.area_km2 is not None else s.pixels), s.centroid_px))
@@ -150,6 +152,7 @@ def _measure(
     georef: Georef | None,
     simplify_px: float,
     densify_px: float,
+    prob_scale: float = 1.0,
 ) -> Slick:
     minx, miny, maxx, maxy = (round(v) for v in polygon.bounds)
     member = member_pixels(polygon, (miny, maxy, minx, maxx))
@@ -171,8 +174,8 @@ def _measure(
         centroid_px=(float(centroid.x), float(centroid.y)),
         perimeter_px=float(simple.length),
         length_px=length_px,
-        confidence=float(np.median(inside)),
-        confidence_max=float(inside.max()),
+        confidence=float(np.median(inside)) / prob_scale,
+        confidence_max=float(inside.max()) / prob_scale,
         touches_nodata=touches,
     )
     if georef is None:

@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     # float dB when negative values occur, else linear power); a TIFF's `scale` metadata item wins over auto.
     INPUT_SCALE: Scale = Scale.AUTO
     # Slicks (geo=true): connected oil regions of at least this area (georeferenced images) or this many
-    # pixels (others); those on land dropped by the GSHHG land mask (~1.1 GB, loaded on first need).
+    # pixels (others); those on land dropped by the GSHHG land mask (~0.8 GB, loaded on first need).
     MIN_SLICK_KM2: float = Field(default=0.01, ge=0)
     MIN_SLICK_PIXELS: int = Field(default=16, ge=1)
     DROP_ON_LAND: bool = True
@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     TILE_OVERLAP: int = Field(default=32, ge=0)
     # Tiles per model run (1 and 2 cost the same per tile on single-threaded runners, 4 and more more).
     BATCH_SIZE: int = Field(default=2, ge=1)
+    # Scenes (POST /segment/scene): files the worker extracted under the shared results folder (the API's
+    # and worker's RESULTS_DIR), read in place window by window; at most SCENE_MAX_PIXELS, processed at
+    # SCENE_RESOLUTION_M metres a pixel (0 = the file's own), tiles all on land not run (SKIP_LAND_TILES).
+    SCENE_DIR: Path = Path("results")
+    SCENE_MAX_PIXELS: int = Field(default=1_000_000_000, ge=1)
+    SCENE_RESOLUTION_M: float = Field(default=40.0, ge=0)
+    SKIP_LAND_TILES: bool = True
     MAX_BODY_MB: int = Field(default=512, ge=1)
     # Files one POST /segment/batch may carry (the worker sends up to IMAGES_PER_TASK).
     MAX_BATCH_IMAGES: int = Field(default=64, ge=1)

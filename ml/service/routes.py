@@ -2,7 +2,8 @@
 
 Handlers that do CPU work run it in the threadpool and never block the event loop; the batch handler also
 watches its client and cancels the work when it goes. Decoding and input conversion are ml.imaging and
-ml.radiometry, tiling is ml.inference, encoding ml.outputs, the batch answer ml.service.batch.
+ml.radiometry, tiling is ml.inference, encoding ml.outputs, the batch answer ml.service.batch, scenes
+ml.scene.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import numpy as np
@@ -17,12 +19,21 @@ from fastapi import APIRouter, File, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from common.wire import MODEL_VERSION_HEADER, OIL_FRACTION_HEADER, OIL_PIXELS_HEADER, ErrorDetail
+from common.wire import (
+    MODEL_VERSION_HEADER,
+    OIL_FRACTION_HEADER,
+    OIL_PIXELS_HEADER,
+    ErrorDetail,
+    SceneRequest,
+)
 from ml.cancel import Cancelled
 from ml.image_errors import ImageError
-from ml.inference import without_nodata
+from ml.inference import Segmenter, without_nodata
 from ml.outputs import bundle, encode_mask_png, encode_overlay_png
+from ml.scene.segment import scene_answer
+from ml.scene.source import resolve_inside
 from ml.service.batch import batch_answer, decode_upload
+from ml.service.config import Settings
 from ml.service.deps import SegmenterDep, SettingsDep, SlotsDep
 from ml.service.schemas import Health, ModelCard
 
@@ -165,6 +176,57 @@ async def segment_batch(
     return Response(
         content=body, media_type="application/zip", headers={MODEL_VERSION_HEADER: segmenter.info.version}
     )
+
+
+@router.post(
+    "/segment/scene",
+    response_class=Response,
+    summary="Segment a scene file in place, window by window",
+    responses={
+        200: {
+            "content": {"application/zip": {}},
+            "description": "A batch answer of one image (results.json, 0/mask.png, 0/overlay.png, "
+            "0/slicks.geojson, 0/mask.tif when georeferenced), at the processing resolution.",
+        },
+        **ERRORS,
+    },
+)
+async def segment_scene(
+    request: Request, body: SceneRequest, segmenter: SegmenterDep, config: SettingsDep, slots: SlotsDep
+) -> Response:
+    """Segment a GeoTIFF scene that lies in the shared results folder (ML_SCENE_DIR), never held whole.
+
+    What the worker sends for an image too large to travel in a request body (SCENE_MIN_MB): the path
+    of the file it extracted from the upload. The file is read in place by GDAL (GTiff driver only), row
+    of tiles by row of tiles, at ML_SCENE_RESOLUTION_M; a path outside the folder is a 400.
+    """
+    cancel = threading.Event()
+    watcher = asyncio.create_task(_watch_disconnect(request, cancel))
+    try:
+        answer = await run_in_threadpool(_scene, body, segmenter, config, slots, cancel.is_set)
+    except ImageError as exc:
+        raise HTTPException(status_code=exc.status_code, detail=exc.detail) from exc
+    except Cancelled as exc:
+        request.app.state.cancelled += 1
+        log.info("scene segmentation cancelled: %s", exc)
+        raise HTTPException(503, str(exc)) from exc
+    finally:
+        watcher.cancel()
+    return Response(
+        content=answer, media_type="application/zip", headers={MODEL_VERSION_HEADER: segmenter.info.version}
+    )
+
+
+def _scene(
+    body: SceneRequest,
+    segmenter: Segmenter,
+    config: Settings,
+    slots: threading.BoundedSemaphore,
+    cancelled: Callable[[], bool],
+) -> bytes:
+    path = resolve_inside(config.SCENE_DIR, body.path)
+    with slots:
+        return scene_answer(path, body.filename, segmenter, config, cancelled)
 
 
 async def _watch_disconnect(request: Request, cancel: threading.Event, every: float = 0.25) -> None:

@@ -31,7 +31,7 @@ GULF = (51.5, 27.0)  # the Persian Gulf, between Qatar and Iran
 
 @pytest.fixture(scope="module", autouse=True)
 def _release_landmask() -> Iterator[None]:
-    """The rest of the test session should not carry the land mask's ~1.1 GB."""
+    """The rest of the test session should not carry the land mask's ~0.8 GB."""
     yield
     release_default_landmask()
 
