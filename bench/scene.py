@@ -75,6 +75,12 @@ def main(argv: list[str] | None = None) -> None:
             seconds = time.perf_counter() - started
             archive.raise_for_status()
             figures = peaks(stack)
+            lines = [
+                line
+                for name in ("ml", "worker")
+                for line in stack.log_tail(name, 400).splitlines()
+                if " scene " in line or "job " in line
+            ]
         if finished.state != "completed" or finished.failed:
             raise SystemExit(f"job {finished.state}: {finished.errors}\n{stack.log_tail('worker')}")
         with zipfile.ZipFile(io.BytesIO(archive.content)) as zf:
@@ -84,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         slicks = [n for n in names if n.startswith("slicks/") and n.endswith(".geojson")]
         if not cogs or not slicks:
             raise SystemExit(f"archive without a COG mask or slicks: {names}")
+        print("\n".join(lines))
         print(f"upload {upload.stat().st_size / MB:.0f} MB sent and scanned in {job.seconds:.1f} s")
         print(
             f"mask {report['width']}x{report['height']}, oil {report['oil_fraction']:.4f}, "
