@@ -130,6 +130,16 @@ def test_a_scene_is_read_decimated_with_its_georeference_scaled(tmp_path: Path) 
         assert (scene.factor, scene.height) == (1, 400)
 
 
+def test_without_declared_nodata_the_decimated_pixels_next_to_the_fill_are_nodata(tmp_path: Path) -> None:
+    values = np.full((64, 64), 400, np.uint16)
+    values[:, :13] = 0  # a GRD's fill, no nodata value declared: pixel 6 of the 2 x 2 grid averages 0 and 400
+    path = write(tmp_path / "grd.tif", values, crs="EPSG:32639", transform=UTM)
+    with open_scene(path, max_pixels=10**6, resolution_m=20) as scene:
+        rows, valid = scene.read(0, 32)
+    assert rows[0, 6] == 200 and rows[0, 7] == 400  # GDAL's average darkened the edge pixel
+    assert not valid[:, :7].any() and valid[:, 7:].all()
+
+
 def test_gcps_are_scaled_with_the_grid() -> None:
     gcps = ((0.0, 0.0, 51.0, 27.0, 0.0), (400.0, 0.0, 51.1, 27.0, 0.0), (0.0, 300.0, 51.0, 26.9, 0.0))
     georef = Georef(400, 300, "EPSG:4326", 4326, gcps=gcps)
