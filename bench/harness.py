@@ -181,3 +181,16 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """Peak resident set size of one process since it started (VmHWM), from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+def process_tree(pid: int) -> list[int]:
+    """The process and its live descendants (a prefork worker's pool children)."""
+    return _descendants(pid)

@@ -89,12 +89,12 @@ def _strip(
 ) -> np.ndarray:
     rows = np.arange(r0, r1, dtype=np.float32)[:, None]
     cols = np.arange(spec.width, dtype=np.float32)[None, :]
-    sea_dn = 320.0 * (1.0 - 0.25 * cols / spec.width)  # near to far range: -2.5 dB
+    sea_dn = 320.0 * (1.0 - 0.12 * cols / spec.width)  # near to far range: -1.1 dB
     speckle = np.sqrt(rng.standard_gamma(4.0, size=(r1 - r0, spec.width), dtype=np.float32) / 4.0)
     dn = sea_dn * speckle
     if land is not None:
         on = land[(np.arange(r0, r1) // LAND_STEP)[:, None], (np.arange(spec.width) // LAND_STEP)[None, :]]
-        dn = np.where(on, 1.6 * dn * (1.0 + 0.2 * np.sin(cols / 97.0) * np.cos(rows / 71.0)), dn)
+        dn = np.where(on, 1.15 * dn * (1.0 + 0.2 * np.sin(cols / 97.0) * np.cos(rows / 71.0)), dn)
     for slick in spec.slicks:
         if slick.row + slick.a < r0 or slick.row - slick.a > r1:
             continue

@@ -62,30 +62,61 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 Fill = Callable[[np.ndarray, int, int], None]  # write rows [r0, r1) of the image into a (rows, width) view
 
 
-def _png(width: int, height: int, colour: int, fill: Fill, palette: bytes = b"") -> bytes:
-    """PNG of 8-bit single-byte pixels, filter type 0 on every row, rendered band by band by `fill`.
+class PngStream:
+    """A PNG of 8-bit single-byte pixels, filter type 0 on every row, deflated as its rows are added.
 
     Each band is written straight after its rows' filter bytes and deflated; the IDAT chunk is joined
-    once, with the rest of the file, and its CRC computed piece by piece.
+    once, with the rest of the file, and its CRC computed piece by piece. A scene (ml.scene.segment) adds
+    its rows as the model finishes them, so its image is never held whole.
     """
-    compressor = isal_zlib.compressobj(DEFLATE_LEVEL)
+
+    def __init__(self, width: int, height: int, colour: int, palette: bytes = b"") -> None:
+        self.width, self.height, self.colour, self.palette = width, height, colour, palette
+        self._compressor = isal_zlib.compressobj(DEFLATE_LEVEL)
+        self._parts: list[bytes] = []
+        self.rows = 0
+
+    def add(self, rows: np.ndarray) -> None:
+        """The next (n, width) uint8 rows."""
+        raw = np.empty((rows.shape[0], self.width + 1), dtype=np.uint8)
+        raw[:, 0] = 0  # filter type 0 (None)
+        raw[:, 1:] = rows
+        self._parts.append(self._compressor.compress(raw))
+        self.rows += rows.shape[0]
+
+    def finish(self) -> bytes:
+        if self.rows != self.height:
+            raise ValueError(f"PNG of {self.height} rows got {self.rows}")
+        parts = [*self._parts, self._compressor.flush()]
+        header = _chunk(b"IHDR", struct.pack(">IIBBBBB", self.width, self.height, 8, self.colour, 0, 0, 0))
+        if self.palette:
+            header += _chunk(b"PLTE", self.palette)
+        crc = crc32(b"IDAT")
+        for part in parts:
+            crc = crc32(part, crc)
+        size = struct.pack(">I", sum(len(part) for part in parts))
+        return b"".join([_SIGNATURE, header, size, b"IDAT", *parts, struct.pack(">I", crc), _IEND])
+
+
+def mask_png_stream(width: int, height: int) -> PngStream:
+    return PngStream(width, height, _GREY)
+
+
+def overlay_png_stream(width: int, height: int) -> PngStream:
+    """Add `overlay_index(gray, mask)` rows to it."""
+    return PngStream(width, height, _PALETTE, OVERLAY_PALETTE.tobytes())
+
+
+def _png(width: int, height: int, colour: int, fill: Fill, palette: bytes = b"") -> bytes:
+    """PNG of 8-bit single-byte pixels rendered band by band by `fill` (see PngStream)."""
+    stream = PngStream(width, height, colour, palette)
     step = _band_rows(width)
-    raw = np.empty((min(step, height), width + 1), dtype=np.uint8)
-    raw[:, 0] = 0  # filter type 0 (None)
-    parts = []
+    band = np.empty((min(step, height), width), dtype=np.uint8)
     for r0 in range(0, height, step):
         rows = min(step, height - r0)
-        fill(raw[:rows, 1:], r0, r0 + rows)
-        parts.append(compressor.compress(raw[:rows]))
-    parts.append(compressor.flush())
-    header = _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0))
-    if palette:
-        header += _chunk(b"PLTE", palette)
-    crc = crc32(b"IDAT")
-    for part in parts:
-        crc = crc32(part, crc)
-    size = struct.pack(">I", sum(len(part) for part in parts))
-    return b"".join([_SIGNATURE, header, size, b"IDAT", *parts, struct.pack(">I", crc), _IEND])
+        fill(band[:rows], r0, r0 + rows)
+        stream.add(band[:rows])
+    return stream.finish()
 
 
 def _band_rows(row_bytes: int) -> int:

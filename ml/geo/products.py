@@ -16,8 +16,9 @@ import numpy as np
 from common.wire import GeoInfo
 from ml.geo.cog import write_mask_cog
 from ml.geo.geojson import feature_collection
+from ml.geo.georef import Georef
 from ml.geo.landmask import drop_land
-from ml.geo.vectorise import vectorise
+from ml.geo.vectorise import Slick, vectorise
 from ml.imaging import Decoded
 
 
@@ -38,43 +39,43 @@ class GeoProducts:
 
 
 def geo_products(
-    name: str,
-    decoded: Decoded,
-    mask: np.ndarray,
-    prob: np.ndarray,
-    rules: SlickRules,
-    prob_scale: float = 1.0,
+    name: str, decoded: Decoded, mask: np.ndarray, prob: np.ndarray, rules: SlickRules
 ) -> GeoProducts:
     """Vectorise one segmented image and describe where it lies."""
     georef, valid = decoded.georef, decoded.image.valid
     slicks = vectorise(
-        mask,
-        prob,
-        valid,
-        georef,
-        min_pixels=rules.min_pixels,
-        min_area_km2=rules.min_area_km2,
-        prob_scale=prob_scale,
+        mask, prob, valid, georef, min_pixels=rules.min_pixels, min_area_km2=rules.min_area_km2
     )
-    on_land: list[object] = []
+    cog = write_mask_cog(mask, valid, georef) if georef is not None else None
+    return described(name, decoded.georef, decoded.georef_reason, decoded.acquired, slicks, rules, cog)
+
+
+def described(
+    name: str,
+    georef: Georef | None,
+    georef_reason: str | None,
+    acquired: str | None,
+    slicks: list[Slick],
+    rules: SlickRules,
+    cog: bytes | None,
+) -> GeoProducts:
+    """The products of vectorised slicks: those on land dropped (by `rules`), the GeoJSON, the GeoInfo.
+
+    Apart from geo_products so that a scene (ml.scene.segment) can free its pixel grids before the land
+    mask is loaded: both at once would not fit its memory bound.
+    """
+    on_land: list[Slick] = []
     if georef is not None and rules.drop_on_land and slicks:
-        slicks, dropped = drop_land(slicks)
-        on_land = list(dropped)
-    collection = feature_collection(
-        slicks, image=name, georeferenced=georef is not None, acquired=decoded.acquired
-    )
+        slicks, on_land = drop_land(slicks)
+    collection = feature_collection(slicks, image=name, georeferenced=georef is not None, acquired=acquired)
     if georef is not None:
         info = GeoInfo(
             **georef.summary(),
-            acquired=decoded.acquired,
+            acquired=acquired,
             slicks=len(slicks),
             slicks_on_land=len(on_land),
             oil_km2=round(sum(s.area_km2 or 0.0 for s in slicks), 6),
         )
-        cog: bytes | None = write_mask_cog(mask, valid, georef)
     else:
-        info = GeoInfo(
-            georeferenced=False, reason=decoded.georef_reason, acquired=decoded.acquired, slicks=len(slicks)
-        )
-        cog = None
+        info = GeoInfo(georeferenced=False, reason=georef_reason, acquired=acquired, slicks=len(slicks))
     return GeoProducts(info, json.dumps(collection, separators=(",", ":")).encode(), cog)

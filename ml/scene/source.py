@@ -8,8 +8,10 @@ pass `scan_tiff` (IFDs walked on an mmap, nothing decoded), and GDAL opens it wi
 The processing resolution: a georeferenced scene is read `factor` times decimated (GDAL picks the file's
 overviews when it has them, else averages), `factor = round(resolution_m / pixel size)`, at least 1. The
 `Georef` of the decimated grid is the file's, scaled: the mask written at that resolution stays exactly
-georeferenced. The last `height % factor` rows and `width % factor` columns (at most factor - 1 pixels, in
-the nodata border of a GRD scene) are not read.
+georeferenced. A file without a nodata value (Sentinel-1 measurement TIFFs declare none: 0 is their fill) gets
+its decimated pixels next to 0 marked nodata too, since GDAL averaged fill into them. The last
+`height % factor` rows and `width % factor` columns (at most factor - 1 pixels, in the nodata border of a GRD
+scene) are not read.
 """
 
 from __future__ import annotations
@@ -66,7 +68,10 @@ class Scene:
         shape = (row1 - row0, self.width)
         values = self.src.read(self.band, window=window, out_shape=shape, resampling=Resampling.average)
         masks = self.src.read_masks(self.band, window=window, out_shape=shape, resampling=Resampling.nearest)
-        return values, masks != 0
+        valid = masks != 0
+        if f > 1 and self.nodata is None and np.issubdtype(values.dtype, np.integer):
+            valid &= ~next_to_fill(values == 0)
+        return values, valid
 
     def overview(self, max_pixels: int) -> tuple[np.ndarray, np.ndarray]:
         """The whole scene decimated to at most about `max_pixels` (for its statistics): values, valid."""
@@ -75,6 +80,17 @@ class Scene:
         values = self.src.read(self.band, out_shape=shape, resampling=Resampling.nearest)
         masks = self.src.read_masks(self.band, out_shape=shape, resampling=Resampling.nearest)
         return values, masks != 0
+
+
+def next_to_fill(fill: np.ndarray) -> np.ndarray:
+    """Pixels that are fill or touch fill (4-neighbours): without a declared nodata value GDAL averages the
+    0 border of a GRD file into its edge pixels, which come out darker, as a slick would."""
+    near = fill.copy()
+    near[1:] |= fill[:-1]
+    near[:-1] |= fill[1:]
+    near[:, 1:] |= fill[:, :-1]
+    near[:, :-1] |= fill[:, 1:]
+    return near
 
 
 def resolve_inside(root: Path, relative: str) -> Path:

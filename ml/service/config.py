@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     # SCENE_RESOLUTION_M metres a pixel (0 = the file's own), tiles all on land not run (SKIP_LAND_TILES).
     SCENE_DIR: Path = Path("results")
     SCENE_MAX_PIXELS: int = Field(default=1_000_000_000, ge=1)
-    SCENE_RESOLUTION_M: float = Field(default=40.0, ge=0)
+    SCENE_RESOLUTION_M: float = Field(default=20.0, ge=0)
     SKIP_LAND_TILES: bool = True
     MAX_BODY_MB: int = Field(default=512, ge=1)
     # Files one POST /segment/batch may carry (the worker sends up to IMAGES_PER_TASK).

@@ -7,6 +7,7 @@ are ml.service.routes, their dependencies ml.service.deps.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,6 +35,8 @@ def create_app(config: Settings = settings, *, lower_priority: bool = False) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if lower_priority:
             lower_process_priority(config.NICE)
+            # The service's own lines (a scene's phases, cancellations) beside uvicorn's, at INFO.
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
         configure_pixel_limit(config.MAX_PIXELS)
         app.state.segmenter = await run_in_threadpool(
             Segmenter,

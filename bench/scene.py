@@ -1,0 +1,106 @@
+"""One Sentinel-1 GRD-sized scene through the whole stack, in bounded memory (issue 17).
+
+    python -m bench.scene [--height 16700] [--width 25000] [--keep]
+
+Generates a GRD-like scene in code (bench/scene_file.py: 25,000 x 16,700 uint16 amplitude, 10 m UTM, a
+slanted nodata border, land where GSHHG says, a few dark slicks), writes it as a tiled, DEFLATE-compressed
+BigTIFF with averaged overviews in a zip (cached under var/bench/, reused while the generator is unchanged),
+starts a stack with the default settings (bench.harness), uploads the zip, waits for the archive and checks
+it holds the georeferenced COG mask and the slicks. Printed: the time from the first byte of the upload to
+the downloadable archive, the job's figures, then the peak resident set size (VmHWM) of every process of
+the stack, the worker's pool children included, and last the line
+`scene: <seconds> s, peak RSS <MB> MB (<process>)` with the largest of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import httpx
+
+from bench import scene_file
+from bench.api_client import upload_zip, wait_job
+from bench.harness import BenchStack, peak_rss_bytes, process_tree
+from scripts.processes import ROOT
+
+MB = 1024 * 1024
+CACHE = ROOT / "var" / "bench"
+
+
+def scene_zip(height: int, width: int) -> Path:
+    """The scene's zip, generated once per size and generator version (its source's hash)."""
+    version = hashlib.sha256(Path(scene_file.__file__).read_bytes()).hexdigest()[:10]
+    path = CACHE / f"grd-{width}x{height}-{version}.zip"
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        spec = scene_file.SceneSpec(height, width, scene_file.grd_slicks(height, width))
+        partial = path.with_suffix(".partial.zip")
+        scene_file.write_scene_zip(spec, partial)
+        partial.rename(path)
+        took = time.perf_counter() - started
+        print(f"generated {path.name} ({path.stat().st_size / MB:.0f} MB) in {took:.0f} s")
+    return path
+
+
+def peaks(stack: BenchStack) -> dict[str, int]:
+    """Peak RSS of every process of the stack, named (worker children as worker-child-<n>)."""
+    found: dict[str, int] = {}
+    for name in stack.names:
+        for n, pid in enumerate(process_tree(stack.pid(name))):
+            found[name if n == 0 else f"{name}-child-{n}"] = peak_rss_bytes(pid)
+    return found
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--height", type=int, default=16_700)
+    p.add_argument("--width", type=int, default=25_000)
+    p.add_argument("--timeout", type=float, default=600.0)
+    args = p.parse_args(argv)
+    upload = scene_zip(args.height, args.width)
+    with tempfile.TemporaryDirectory(prefix="bench-scene-") as tmp, BenchStack(Path(tmp)) as stack:
+        with httpx.Client(base_url=stack.api_url, timeout=600.0) as client:
+            started = time.perf_counter()
+            job = upload_zip(client, upload)
+            finished = wait_job(client, job.job_id, args.timeout)
+            archive = client.get(f"/api/download/{job.user_hash}")
+            seconds = time.perf_counter() - started
+            archive.raise_for_status()
+            figures = peaks(stack)
+            lines = [
+                line
+                for name in ("ml", "worker")
+                for line in stack.log_tail(name, 400).splitlines()
+                if " scene " in line or "job " in line
+            ]
+        if finished.state != "completed" or finished.failed:
+            raise SystemExit(f"job {finished.state}: {finished.errors}\n{stack.log_tail('worker')}")
+        with zipfile.ZipFile(io.BytesIO(archive.content)) as zf:
+            names = zf.namelist()
+            report = json.loads(zf.read("report.json"))["images"][0]
+        cogs = [n for n in names if n.startswith("masks/") and n.endswith(".tif")]
+        slicks = [n for n in names if n.startswith("slicks/") and n.endswith(".geojson")]
+        if not cogs or not slicks:
+            raise SystemExit(f"archive without a COG mask or slicks: {names}")
+        print("\n".join(lines))
+        print(f"upload {upload.stat().st_size / MB:.0f} MB sent and scanned in {job.seconds:.1f} s")
+        print(
+            f"mask {report['width']}x{report['height']}, oil {report['oil_fraction']:.4f}, "
+            f"slicks {(report.get('geo') or {}).get('slicks')}, archive {len(archive.content) / MB:.0f} MB"
+        )
+        for name, peak in figures.items():
+            print(f"peak RSS {name}: {peak / MB:.0f} MB")
+        worst = max(figures, key=figures.__getitem__)
+        print(f"scene: {seconds:.1f} s, peak RSS {figures[worst] / MB:.0f} MB ({worst})")
+
+
+if __name__ == "__main__":
+    main()
