@@ -6,7 +6,9 @@ from its upload's first byte to the end of its job as the client sees it (the lo
 job is also run alone, alternately with the mixed run, `--rounds` times: its throughput (tiles per second
 from its 202 to its end) alone and with the small jobs gives the price of fairness. `--fifo` runs the same
 with FAIR_LANES=0, one first-come-first-served queue, the behaviour before lanes. Figures are printed one
-per line, labelled; the small jobs' worst latency and the throughput change come last.
+per line, labelled; the small jobs' worst latency and the throughput change come last. On a machine shared
+with other work the wall-clock throughput moves with the neighbours' load; the CPU the stack spends per
+big-job tile (all its processes, the small jobs' own work included) does not, so it is printed too.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -23,7 +26,7 @@ import redis
 
 from backend.auth.keys import KeyStore
 from bench.api_client import upload_zip, wait_job
-from bench.harness import BenchStack
+from bench.harness import BenchStack, cpu_seconds
 from bench.synthetic import synthetic_pngs, write_zip
 
 DISTINCT_SCENES = 300  # made once and repeated under other names: the model's work is the same per tile
@@ -50,12 +53,28 @@ def small_job(client: httpx.Client, zip_path: Path) -> float:
     return end.seen_at - t0
 
 
+@dataclass
+class Run:
+    rate: float  # the big job's tiles per second, from its 202 to its end
+    cpu_ms: float  # CPU of the stack's processes per big-job tile (the small jobs' own work included)
+    latencies: list[float]  # the small jobs sent meanwhile
+
+
+def stack_cpu(stack: BenchStack) -> float:
+    return sum(cpu_seconds(stack.pid(name)) for name in stack.NAMES)
+
+
 def big_job(
-    big: httpx.Client, small: httpx.Client | None, zips: dict[str, Path], gap: float, count: int
-) -> tuple[float, list[float]]:
-    """The big job's tiles per second (202 to end), and the latencies of the small jobs sent meanwhile."""
+    stack: BenchStack,
+    big: httpx.Client,
+    small: httpx.Client | None,
+    zips: dict[str, Path],
+    gap: float,
+    count: int,
+) -> Run:
+    """One big job, with `count` small jobs sent one after another while it runs (none without `small`)."""
     job = upload_zip(big, zips["big"])
-    accepted = time.perf_counter()
+    accepted, cpu0 = time.perf_counter(), stack_cpu(stack)
     latencies: list[float] = []
     while small is not None:
         progress = big.get(f"/api/status/{job.job_id}").raise_for_status().json()
@@ -70,7 +89,8 @@ def big_job(
     end = wait_job(big, job.job_id, timeout=3600)
     if end.state != "completed" or end.done != job.images:
         raise RuntimeError(f"big job {job.job_id} {end.state}: {end.done} of {job.images}")
-    return job.images / (end.seen_at - accepted), latencies
+    cpu_ms = 1000 * (stack_cpu(stack) - cpu0) / job.images
+    return Run(job.images / (end.seen_at - accepted), cpu_ms, latencies)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -106,25 +126,34 @@ def main(argv: list[str] | None = None) -> None:
             with _client(stack, keys.create("big")) as big, _client(stack, keys.create("small")) as small:
                 idle = [small_job(small, zips["small"]) for _ in range(3)]  # also warms the stack up
                 print(f"small job on an idle stack: {statistics.median(idle):.2f} s (median of 3)")
-                alone, mixed, latencies = [], [], []
+                alone: list[Run] = []
+                mixed: list[Run] = []
                 for round_ in range(args.rounds):
-                    alone.append(big_job(big, None, zips, args.gap, 0)[0])
-                    rate, found = big_job(big, small, zips, args.gap, args.small)
-                    mixed.append(rate)
-                    latencies += found
-                    shown = ", ".join(f"{s:.2f}" for s in found)
+                    alone.append(big_job(stack, big, None, zips, args.gap, 0))
+                    mixed.append(big_job(stack, big, small, zips, args.gap, args.small))
+                    shown = ", ".join(f"{s:.2f}" for s in mixed[-1].latencies)
                     print(
-                        f"round {round_ + 1}: big job alone {alone[-1]:.1f} tiles/s, with small jobs "
-                        f"{rate:.1f} tiles/s; small jobs: {shown} s"
+                        f"round {round_ + 1}: big job alone {alone[-1].rate:.1f} tiles/s "
+                        f"({alone[-1].cpu_ms:.1f} CPU ms/tile), with small jobs {mixed[-1].rate:.1f} tiles/s "
+                        f"({mixed[-1].cpu_ms:.1f} CPU ms/tile); small jobs: {shown} s"
                     )
+    latencies = [s for run in mixed for s in run.latencies]
     if not latencies:
         raise SystemExit("no small job was sent: the big job ended too soon (raise -n)")
-    change = statistics.median(mixed) / statistics.median(alone) - 1
+    rate = {
+        name: statistics.median(r.rate for r in runs) for name, runs in (("alone", alone), ("mixed", mixed))
+    }
+    cpu = {
+        name: statistics.median(r.cpu_ms for r in runs) for name, runs in (("alone", alone), ("mixed", mixed))
+    }
     print(f"small jobs during the big one: median {statistics.median(latencies):.2f} s, n={len(latencies)}")
-    rates = f"{statistics.median(alone):.1f} tiles/s; with small jobs: {statistics.median(mixed):.1f} tiles/s"
-    print(f"big job throughput alone: {rates}")
+    print(
+        f"big job throughput alone: {rate['alone']:.1f} tiles/s; with small jobs: {rate['mixed']:.1f} tiles/s"
+    )
+    print(f"stack CPU per big-job tile alone: {cpu['alone']:.2f} ms; with small jobs: {cpu['mixed']:.2f} ms")
     print(f"worst small job during the big one: {max(latencies):.2f} s")
-    print(f"big job throughput change: {100 * change:+.1f} %")
+    print(f"big job CPU per tile change: {100 * (cpu['mixed'] / cpu['alone'] - 1):+.1f} %")
+    print(f"big job throughput change: {100 * (rate['mixed'] / rate['alone'] - 1):+.1f} %")
 
 
 if __name__ == "__main__":

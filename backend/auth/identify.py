@@ -19,6 +19,14 @@ from backend.auth.principal import Principal, QuotaOverrides
 from backend.auth.settings import AuthSettings
 
 REALM = 'Bearer realm="oilspill"'
+# The OpenAPI entry of the routes that need a credential with auth on (backend/api/routes/__init__.py).
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {
+        "description": "AUTH_MODE api-key or oidc: no credential, or a wrong, revoked or expired one "
+        "(`WWW-Authenticate: Bearer`).",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorDetail"}}},
+    }
+}
 
 
 def unauthorized(detail: str, *, invalid: bool) -> HTTPException:

@@ -24,6 +24,9 @@ from backend.core.config import MB
 from backend.jobs.keys import PREFIX
 
 IN_FLIGHT_RETRY_SECONDS = 30
+# A declared Content-Length includes the multipart framing: this much over the quota is the zip's exact
+# size checked while streaming, not refused up front.
+FRAMING_BYTES = 64 * 1024
 STALE_UPLOAD_SECONDS = 3600  # an upload this old with no job died with its API process
 DAY_KEY_TTL_SECONDS = 2 * 86400
 
@@ -103,7 +106,7 @@ class UploadQuota:
     def hold(self, user_hash: str, declared: int | None) -> None:
         """Before a byte is read: 413 over the largest upload, 429 over jobs in flight or the day's bytes."""
         owner, now = self.caller.owner, time.time()
-        if declared is not None and declared > self.max_upload_bytes:
+        if declared is not None and declared > self.max_upload_bytes + FRAMING_BYTES:
             raise HTTPException(
                 413,
                 f"Quota: the largest upload for {owner!r} is {self.quotas.max_upload_mb} MB "
@@ -112,7 +115,7 @@ class UploadQuota:
             )
         if declared is not None:
             used = int(cast(str | None, self.client.hget(day_key(owner, now), "bytes")) or 0)
-            if used + declared > self.quotas.mb_per_day * MB:
+            if used + declared > self.quotas.mb_per_day * MB + FRAMING_BYTES:
                 raise self._over_bytes(used, now)
         keys = ("job:", "user:")
         held = int(

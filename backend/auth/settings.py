@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings
 
 AuthMode = Literal["none", "api-key", "oidc"]
+SYMMETRIC_ALGORITHMS = {"none", "HS256", "HS384", "HS512"}  # a public JWKS key is no HMAC secret
 
 
 class AuthSettings(BaseSettings):
@@ -42,3 +43,14 @@ class AuthSettings(BaseSettings):
     # Worker queues ("lanes") the images of different owners are spread over; the worker takes from them in
     # turn (backend/worker/lanes.py). 0: one queue, first come first served (the old behaviour).
     FAIR_LANES: int = Field(16, ge=0, le=256)
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> AuthSettings:
+        """A misconfigured issuer stops every process at start, not each request with a 500."""
+        if self.AUTH_MODE == "oidc":
+            if not self.OIDC_ISSUER or not self.OIDC_AUDIENCE:
+                raise ValueError("AUTH_MODE=oidc needs OIDC_ISSUER and OIDC_AUDIENCE")
+            algorithms = {a.strip() for a in self.OIDC_ALGORITHMS.split(",") if a.strip()}
+            if not algorithms or algorithms & SYMMETRIC_ALGORITHMS:
+                raise ValueError(f"OIDC_ALGORITHMS must be asymmetric, not {self.OIDC_ALGORITHMS!r}")
+        return self

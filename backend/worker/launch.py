@@ -25,8 +25,9 @@ def start_job(store: JobStore, user_hash: str, scan: ZipScan, owner: str | None 
         {image.name: image.entry.to_record() for image in scan.images},
         owner=owner,
     )
-    owned = {"owner": owner} if owner else {}  # a key's name or a token's subject, never the credential
-    job_event("uploaded", job_id, images=len(outputs), skipped=len(scan.skipped), **owned)  # never the user hash
+    # Never the user hash; the owner is a key's name or a token's subject, never the credential.
+    owned = {"owner": owner} if owner else {}
+    job_event("uploaded", job_id, images=len(outputs), skipped=len(scan.skipped), **owned)
     try:
         sizes = {image.name: image.entry.file_size for image in scan.images}
         queue = pick_lane(store.client, owner or job_id, settings.FAIR_LANES)

@@ -160,3 +160,27 @@ def test_owners_get_lanes_of_their_own_and_share_only_when_all_are_busy(client: 
     client.delete(alice, bob, carol, lanes.LANE_CLAIMS)
     assert lanes.pick_lane(client, "erin", 3) == lanes.lane_name(0)  # idle lanes are free again
     assert [q.name for q in lanes.task_queues(2)] == ["celery", lanes.lane_name(0), lanes.lane_name(1)]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"AUTH_MODE": "oidc"},
+        {
+            "AUTH_MODE": "oidc",
+            "OIDC_ISSUER": "https://id.example/",
+            "OIDC_AUDIENCE": "a",
+            "OIDC_ALGORITHMS": "HS256",
+        },
+        {
+            "AUTH_MODE": "oidc",
+            "OIDC_ISSUER": "https://id.example/",
+            "OIDC_AUDIENCE": "a",
+            "OIDC_ALGORITHMS": "none",
+        },
+        {"AUTH_MODE": "basic"},
+    ],
+)
+def test_a_misconfigured_auth_mode_stops_at_start(env: dict[str, str]) -> None:
+    with pytest.raises(ValueError):
+        AuthSettings(**env)  # type: ignore[arg-type]

@@ -3,12 +3,13 @@
 from fastapi import APIRouter
 
 from backend.api.routes import download, health, map, queues, results, status, tasks, upload
+from backend.auth.identify import UNAUTHORIZED
 
 api_router = APIRouter(prefix="/api")
-api_router.include_router(upload.router)
-api_router.include_router(status.router)
-api_router.include_router(download.router)
-api_router.include_router(results.router)
+api_router.include_router(upload.router, responses=UNAUTHORIZED)
+api_router.include_router(status.router, responses=UNAUTHORIZED)
+api_router.include_router(download.router, responses=UNAUTHORIZED)
+api_router.include_router(results.router, responses=UNAUTHORIZED)
 api_router.include_router(map.router)
 api_router.include_router(tasks.router)
 api_router.include_router(health.router)
