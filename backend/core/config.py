@@ -5,14 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from backend.sources.settings import AreaSettings
 
 MB = 1024 * 1024
 MIN_OPS_TOKEN_LENGTH = 20
 
 
-class Settings(BaseSettings):
-    """Every knob of the service; the environment wins over `.env`."""
+class Settings(AreaSettings):
+    """Every knob of the service; the environment wins over `.env`. The area jobs' (sources, limits) are
+    backend.sources.settings.AreaSettings."""
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 

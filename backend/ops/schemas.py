@@ -22,6 +22,7 @@ class TaskSummary(BaseModel):
     finished_at: datetime | None
     expires_at: datetime | None = Field(description="When the archive and all files are (or were) deleted.")
     status_url: str
+    kind: Literal["upload", "area"] = Field("upload", description="An upload, or an area job (bboxes, date).")
 
 
 class TaskList(BaseModel):

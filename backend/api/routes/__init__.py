@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter
 
-from backend.api.routes import download, health, map, queues, results, status, tasks, upload
+from backend.api.routes import area_jobs, download, health, map, queues, results, status, tasks, upload
 
 api_router = APIRouter(prefix="/api")
 api_router.include_router(upload.router)
+api_router.include_router(area_jobs.router)
 api_router.include_router(status.router)
 api_router.include_router(download.router)
 api_router.include_router(results.router)

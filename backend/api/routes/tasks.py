@@ -40,6 +40,7 @@ def _summary(request: Request, job: Job) -> TaskSummary:
         finished_at=_when(job.finished_at),
         expires_at=_when(job.expires_at),
         status_url=request.app.url_path_for("status", job_id=job.job_id),
+        kind=job.kind,
     )
 
 
