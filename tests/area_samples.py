@@ -101,7 +101,7 @@ def write_catalogue(folder: Path, base_url: str) -> dict[str, int]:
     x, y = rasterio.warp.transform(
         "EPSG:4326", "EPSG:32639", [(BBOX_1[0] + BBOX_1[2]) / 2], [(BBOX_1[1] + BBOX_1[3]) / 2]
     )
-    col, row = inverse * (x[0], y[0])
+    col, row = inverse @ (x[0], y[0])
     power = (10 ** (_db(_with_slick(40, (int(row), int(col)))) / 10)).astype(np.float32)
     _write(files / "utm.tif", power, crs="EPSG:32639", transform=UTM)
     col2 = round(((BBOX_2[0] + BBOX_2[2]) / 2 - GCP_ORIGIN[0]) / GCP_STEP)

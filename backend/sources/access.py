@@ -9,6 +9,7 @@ A signed URL or a token is a credential: `redact` strips query strings and known
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from urllib.parse import urlsplit
@@ -72,3 +73,23 @@ def redact(text: str, source: SourceConfig | None = None) -> str:
         if secret:
             cleaned = cleaned.replace(secret, "***")
     return cleaned
+
+
+class RedactURLs(logging.Filter):
+    """Rewrites a record's message through `redact`: GDAL's errors, relayed by rasterio's logger, quote the
+    signed URL they failed on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        return True
+
+
+def redact_library_logs() -> None:
+    """Install RedactURLs on the loggers that may quote asset URLs (idempotent)."""
+    for name in ("rasterio._env", "rasterio", "rasterio._base", "urllib3.connectionpool", "pystac_client"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactURLs) for f in logger.filters):
+            logger.addFilter(RedactURLs())

@@ -26,9 +26,11 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window, from_bounds
 
+from backend.sources.access import redact_library_logs
 from backend.sources.request import BBox
 
 LONLAT = CRS.from_epsg(4326)
+redact_library_logs()  # GDAL's errors quote the URL, signature and all
 
 
 class SceneReadError(Exception):
