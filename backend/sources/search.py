@@ -69,7 +69,10 @@ def search_scenes(
             raise SearchFailed(str(exc)) from exc
         except APIError as exc:
             status = getattr(exc, "status_code", None)
-            reason = f"the STAC API answered {status or 'an error'}: {redact(str(exc), source)[:300]}"
+            if status is None:  # pystac-client's wrapping of a connection error or timeout
+                reason = f"no answer ({redact(str(exc), source)[:300]})"
+            else:
+                reason = f"the STAC API answered {status}: {redact(str(exc), source)[:300]}"
             if status is not None and 400 <= status < 500:
                 raise SearchFailed(reason) from exc
         except (requests.RequestException, pystac.STACError, OSError, ValueError, KeyError) as exc:

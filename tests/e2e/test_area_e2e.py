@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -36,6 +37,7 @@ from shapely.geometry import box, shape
 from shapely.ops import unary_union
 from stack_harness import OPS_HEADERS, Stack, free_port
 
+from backend.cli import main as cli
 from backend.jobs.keys import job_key
 
 pytestmark = pytest.mark.e2e
@@ -210,3 +212,29 @@ def test_no_scene_found_ends_failed_saying_so(area_stack: tuple[Stack, dict[str,
     assert status["area"]["reason"].startswith("no scene found: no Sentinel-1 IW scene"), status
     assert status["area"]["scenes_found"] is None and status["total"] == 0
     assert httpx.get(f"{stack.api_url}{status['download_url']}", timeout=10).status_code in (404, 409, 410)
+
+
+def test_cli_area_follows_the_stages_and_saves_the_archive(
+    area_stack: tuple[Stack, dict[str, int]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack, _ = area_stack
+    out = tmp_path / "area.zip"
+    args = ["--api", stack.api_url, "area", "--bbox", ",".join(map(str, BBOX_2)), "--date", "2026-06-02"]
+    code = cli.main([*args, "--tolerance", "0", "--source", "test", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured
+    assert re.search(r"1 scenes found, 1 read \([0-9.]+ [KM]B downloaded\), 0 failed", captured.out), (
+        captured.out
+    )
+    assert "1 of 1 windows segmented, 0 failed" in captured.out
+    assert f"slicks/{SCENE_GRD}/bbox1.geojson" in zipfile.ZipFile(out).namelist()
+    # A date without scenes: exit code 1 and the reason; a bad bbox: refused (4) with the API's detail.
+    assert cli.main([*args[:-1], "2025-01-10", "--source", "test", "--wait"]) == 1
+    assert "failed: no scene found" in capsys.readouterr().out
+    assert (
+        cli.main(
+            ["--api", stack.api_url, "area", "--bbox", "2,1,1,2", "--date", "2026-06-02", "--source", "test"]
+        )
+        == 4
+    )
+    assert "min_lon must be below max_lon" in capsys.readouterr().err
