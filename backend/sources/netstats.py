@@ -27,6 +27,7 @@ def _gdal() -> ctypes.CDLL | None:
         lib.VSINetworkStatsGetAsSerializedJSON.argtypes = [ctypes.c_void_p]
         lib.VSIFree.argtypes = [ctypes.c_void_p]
         lib.VSINetworkStatsReset.restype = None
+        lib.VSICurlClearCache.restype = None
     except (OSError, AttributeError):
         return None
     return lib
@@ -36,6 +37,13 @@ def reset() -> None:
     lib = _gdal()
     if lib is not None:
         lib.VSINetworkStatsReset()
+
+
+def clear_cache() -> None:
+    """Forget /vsicurl/'s cached blocks and file sizes (a benchmark's reads must not reuse earlier ones)."""
+    lib = _gdal()
+    if lib is not None:
+        lib.VSICurlClearCache()
 
 
 def downloaded_bytes() -> int | None:

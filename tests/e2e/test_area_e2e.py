@@ -16,7 +16,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -39,6 +39,9 @@ from stack_harness import OPS_HEADERS, Stack, free_port
 
 from backend.cli import main as cli
 from backend.jobs.keys import job_key
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 pytestmark = pytest.mark.e2e
 
@@ -238,3 +241,47 @@ def test_cli_area_follows_the_stages_and_saves_the_archive(
         == 4
     )
     assert "min_lon must be below max_lon" in capsys.readouterr().err
+
+
+def test_web_page_draws_a_box_and_follows_an_area_job(
+    area_stack: tuple[Stack, dict[str, int]], page: Page
+) -> None:
+    from playwright.sync_api import expect
+
+    stack, _ = area_stack
+    page.goto(stack.api_url)
+    expect(page.locator("#area-source option")).to_have_count(2)  # "down" and "test", sorted
+    page.select_option("#area-source", "test")
+    # A box drawn with the mouse on the world view: far over MAX_AREA_KM2, refused with the API's words.
+    page.click("#area-draw")
+    frame = page.locator("#area-map").bounding_box()
+    assert frame is not None
+    page.mouse.move(frame["x"] + 100, frame["y"] + 80)
+    page.mouse.down()
+    page.mouse.move(frame["x"] + 160, frame["y"] + 130, steps=5)
+    page.mouse.up()
+    west, south, east, north = map(float, page.input_value("#area-bbox").split(","))
+    assert west < east and south < north
+    expect(page.locator("#area-map path.leaflet-interactive")).to_have_count(1)
+    page.fill("#area-date", "2026-06-02")
+    page.fill("#area-tolerance", "0")
+    page.click("#area-submit")
+    expect(page.locator("#error")).to_contain_text("over MAX_AREA_KM2")
+    # A typed box over the GRD: followed to the end, its window on the map and in the slick list.
+    page.fill("#area-bbox", ",".join(map(str, BBOX_2)))
+    page.click("#area-submit")
+    expect(page.locator("#job-state")).to_have_text("completed", timeout=120_000)
+    expect(page.locator("#job-label")).to_have_text("1 of 1 window")
+    expect(page.locator("#download")).to_have_attribute("aria-disabled", "false")
+    expect(page.locator("#slick-rows tr").first).to_be_visible()
+    # How a stage reads while the job is in it (the page polls once a second: too slow to catch each one).
+    label = page.evaluate(
+        "areaLabel({state: 'fetching', total: 0, done: 0, failed: 0,"
+        " area: {scenes_found: 4, scenes_fetched: 2, bytes_read: 2048}})"
+    )
+    assert label == "fetching: 2 of 4 scenes, 2.0 KB read"
+    # A date without scenes: the page says why the job failed.
+    page.fill("#area-date", "2025-01-10")
+    page.click("#area-submit")
+    expect(page.locator("#job-state")).to_have_text("failed", timeout=60_000)
+    expect(page.locator("#error")).to_contain_text("no scene found")

@@ -8,11 +8,13 @@ is GET /api/status/{job_id}; the archive is GET /api/download/{user_hash}, as fo
 
 from __future__ import annotations
 
+import shutil
+
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from backend.api.deps import SettingsDep, StoreDep
+from backend.api.deps import ResultsDep, SettingsDep, StoreDep
 from backend.api.schemas import ErrorDetail
 from backend.sources.request import AreaJobRequest, check_request
 from backend.storage.layout import new_token
@@ -28,6 +30,28 @@ class AreaJobResponse(BaseModel):
     datetime_window: tuple[str, str] = Field(description="The interval searched (ISO 8601, UTC).")
     status_url: str
     download_url: str
+
+
+class AreaSource(BaseModel):
+    """A configured data source, as a client may pick it (no URL, no credential)."""
+
+    name: str
+    collection: str
+    description: str
+
+
+@router.get(
+    "/area-jobs/sources",
+    name="area_sources",
+    summary="The data sources an area job may name",
+    response_model=list[AreaSource],
+)
+async def list_sources(settings: SettingsDep) -> list[AreaSource]:
+    """The names of AREA_SOURCES, for `data_source`; sorted."""
+    return [
+        AreaSource(name=name, collection=source.collection, description=source.description)
+        for name, source in sorted(settings.AREA_SOURCES.items())
+    ]
 
 
 @router.post(
@@ -46,7 +70,7 @@ class AreaJobResponse(BaseModel):
     },
 )
 async def create_area_job(
-    body: AreaJobRequest, request: Request, settings: SettingsDep, store: StoreDep
+    body: AreaJobRequest, request: Request, settings: SettingsDep, store: StoreDep, results: ResultsDep
 ) -> AreaJobResponse:
     """Queue an area job: searching, fetching, processing, archiving (see GET /api/status)."""
     try:
@@ -54,7 +78,14 @@ async def create_area_job(
     except ValueError as exc:
         raise HTTPException(422, f"Invalid request: {exc}") from exc
     user_hash = new_token()
-    job_id = await run_in_threadpool(start_area_job, store, user_hash, body)
+    # The job's folder from the start, as an upload's: its results read as "none yet", never as expired.
+    folder = results.user(user_hash)
+    folder.root.mkdir(mode=0o700, parents=True)
+    try:
+        job_id = await run_in_threadpool(start_area_job, store, user_hash, body)
+    except BaseException:
+        shutil.rmtree(folder.root, ignore_errors=True)
+        raise
     start, end = body.window()
     return AreaJobResponse(
         job_id=job_id,
