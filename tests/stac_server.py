@@ -5,6 +5,9 @@ files from D/files/ through Starlette's StaticFiles, which answers HTTP Range re
 needs (Python's http.server does not). Item search (GET and POST /search) honours `collections`, `ids`,
 `bbox` (against each item's bbox), `datetime` (an instant or an interval, open ends as ".."), `limit`, and
 pages with a `next` link carrying a token, as STAC API - Item Search 1.0 specifies.
+
+Everything is also served under /private/ (the same catalogue, its asset links under /private/files/), but
+only to requests with `Authorization: Bearer <PRIVATE_TOKEN>`; others get 401: a source with access=bearer.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 STAC_VERSION = "1.0.0"
+PRIVATE = "/private"
+PRIVATE_TOKEN = "test-bearer-token-not-to-be-shown"
 CONFORMS = [
     "https://api.stacspec.org/v1.0.0/core",
     "https://api.stacspec.org/v1.0.0/item-search",
@@ -53,7 +58,7 @@ def _touches(item: dict[str, Any], bbox: list[float] | None) -> bool:
     return not (west > bbox[2] or east < bbox[0] or south > bbox[3] or north < bbox[1])
 
 
-def make_app(folder: Path) -> Starlette:
+def make_app(folder: Path) -> Private:
     items: list[dict[str, Any]] = json.loads((folder / "items.json").read_text())
 
     def base(request: Request) -> str:
@@ -103,6 +108,8 @@ def make_app(folder: Path) -> Starlette:
         except (ValueError, TypeError, KeyError) as exc:
             return JSONResponse({"code": "BadRequest", "description": str(exc)}, status_code=400)
         page = found[start : start + limit]
+        if request.scope.get("root_path") == PRIVATE:  # the private catalogue's assets are private too
+            page = [_private(item, str(request.base_url)) for item in page]
         links: list[dict[str, Any]] = []
         if start + limit < len(found):
             href = f"{base(request)}/search"
@@ -116,7 +123,7 @@ def make_app(folder: Path) -> Starlette:
         body = {"type": "FeatureCollection", "features": page, "links": links}
         return JSONResponse(body | {"numberMatched": len(found), "numberReturned": len(page)})
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/", landing),
             Route("/conformance", conformance),
@@ -125,6 +132,33 @@ def make_app(folder: Path) -> Starlette:
             Mount("/files", StaticFiles(directory=folder / "files")),
         ]
     )
+    return Private(app)
+
+
+class Private:
+    """/private/...: the same app with root_path /private, behind the bearer token."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path == PRIVATE or path.startswith(PRIVATE + "/")):
+            headers = dict(scope.get("headers") or [])
+            if headers.get(b"authorization") != f"Bearer {PRIVATE_TOKEN}".encode():
+                await JSONResponse({"code": "Unauthorized"}, status_code=401)(scope, receive, send)
+                return
+            scope = {**scope, "root_path": PRIVATE}
+        await self.app(scope, receive, send)
+
+
+def _private(item: dict[str, Any], base: str) -> dict[str, Any]:
+    public = base.removesuffix("/").removesuffix(PRIVATE) + "/files/"
+    assets = {
+        key: {**asset, "href": asset["href"].replace(public, f"{base.rstrip('/')}/files/")}
+        for key, asset in item["assets"].items()
+    }
+    return {**item, "assets": assets}
 
 
 def _collection(root: str, name: str) -> dict[str, Any]:

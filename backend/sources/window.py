@@ -26,6 +26,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window, from_bounds
 
+from backend.sources import netstats
 from backend.sources.access import redact_library_logs
 from backend.sources.request import BBox
 
@@ -78,6 +79,9 @@ def read_windows(
 
     SceneReadError if the scene cannot be opened or read at all, or its windows hold over `max_pixels`.
     """
+    # GDAL keeps what /vsicurl/ learnt of a URL (its size, "not found", a 401) for the process's life: a
+    # worker must not answer a scene that has appeared since, or a token that changed, from that memory.
+    netstats.clear_cache()
     try:
         with rasterio.Env(**options), _open(url) as src:
             grids = [_grid(src, bbox) for bbox in bboxes]

@@ -19,6 +19,7 @@ from area_samples import (
 )
 from pyproj import Geod
 from shapely.geometry import box, mapping, shape
+from stac_server import PRIVATE, PRIVATE_TOKEN
 from stack_harness import free_port
 
 from backend.sources import netstats
@@ -161,3 +162,25 @@ def test_slicks_are_clipped_to_the_bboxes(tmp_path: Path) -> None:
     expected = abs(geod.geometry_area_perimeter(box(51.09, 27.02, 51.1, 27.04))[0]) / 1e6
     assert cut["properties"]["area_km2"] == pytest.approx(expected)
     assert shape(by_id["a.tif#4"]["geometry"]).equals(box(51.0, 27.05, 51.1, 27.06))
+
+
+def test_a_bearer_source_sends_its_token_to_the_api_and_to_gdal(
+    stac: tuple[str, dict[str, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _ = stac
+    private = SourceConfig.model_validate(
+        source(f"{url}{PRIVATE}") | {"access": "bearer", "token_env": "TEST_STAC_TOKEN"}
+    )
+    monkeypatch.setenv("TEST_STAC_TOKEN", "wrong-token")
+    with pytest.raises(SearchFailed, match="answered 401") as refused:
+        search_scenes(private, request(), max_items=50, timeout=5, retries=2, backoff=0, sleep=pytest.fail)
+    assert "wrong-token" not in str(refused.value)  # a 4xx is final: no retry (sleep would fail the test)
+    monkeypatch.setenv("TEST_STAC_TOKEN", PRIVATE_TOKEN)
+    scenes = search_scenes(private, request(), max_items=50, timeout=5, retries=0, backoff=0)
+    utm = next(s for s in scenes if s.item_id == SCENE_UTM)
+    assert utm.href == f"{url}{PRIVATE}/files/utm.tif"
+    with pytest.raises(SceneReadError, match="401"):
+        read_windows(utm.href, [BBOX_1], max_pixels=10**6, options=OPTIONS)
+    options = gdal_options(retries=0, retry_delay=0, timeout=10, extra=gdal_headers(private))
+    [window] = read_windows(utm.href, [BBOX_1], max_pixels=10**6, options=options)
+    assert not isinstance(window, str) and window.width == 299
