@@ -165,8 +165,11 @@ def _read_scene(
             max_pixels=max_pixels,
             options=options,
         )
-    except (SceneReadError, AccessError) as exc:
-        reason = redact(str(exc), source)
+    except Exception as exc:  # one scene that cannot be read fails alone, whatever the reason
+        known = isinstance(exc, SceneReadError | AccessError)
+        reason = redact(str(exc) if known else f"cannot read the scene: {type(exc).__name__}: {exc}", source)
+        if not known:
+            log.exception("scene %s: unexpected error", scene.item_id)
         report.status, report.error, report.bytes_read = "failed", reason, netstats.downloaded_bytes()
         report.windows = [
             SceneWindow(bbox=k, name=nm, status="failed", error=reason)
@@ -216,6 +219,12 @@ def _record_images(ctx: WorkerContext, job: Job, folder: UserDir, reports: list[
         return Outcome()
     job_event("processing", job.job_id, images=len(sizes), failed=len(failed))
     return Outcome(sizes=sizes)
+
+
+def fail(ctx: WorkerContext, job_id: str, reason: str) -> Outcome:
+    """Close the job as failed with `reason` (the task's last resort when the stages raised)."""
+    job = ctx.store.get_job(job_id)
+    return Outcome() if job is None or not job.active else _fail(ctx, job, reason)
 
 
 def _fail(ctx: WorkerContext, job: Job, reason: str) -> Outcome:

@@ -5,7 +5,11 @@ by the search's failures and by the deadline."""
 from __future__ import annotations
 
 import time
+import zipfile
+from pathlib import Path
+from typing import NoReturn
 
+import pytest
 from stack_harness import free_port
 
 from backend.core.config import Settings
@@ -13,6 +17,7 @@ from backend.jobs.areas import AreaRecords
 from backend.jobs.models import JobState
 from backend.sources.config import SourceConfig
 from backend.sources.request import AreaJobRequest
+from backend.sources.search import Scene
 from backend.storage.layout import new_token
 from backend.worker import area, expiry, finalize
 from backend.worker.context import WorkerContext
@@ -95,3 +100,24 @@ def test_window_names_are_safe_folders() -> None:
     assert area.window_name("S1A_IW_GRDH_1SDV_2026", 0) == "S1A_IW_GRDH_1SDV_2026/bbox1.tif"
     assert area.window_name("../../etc/passwd", 1) == "etc_passwd/bbox2.tif"
     assert area.window_name("..", 2) == "scene/bbox3.tif"
+
+
+def test_a_scene_that_breaks_the_reader_fails_alone_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def broken(url: str, *_: object, **__: object) -> NoReturn:
+        raise RuntimeError(f"unexpected {url}")
+
+    monkeypatch.setattr(area, "read_windows", broken)
+    scene = Scene(
+        item_id="S1A_X",
+        datetime="2026-06-01T00:00:00Z",
+        footprint={"type": "Polygon", "coordinates": []},
+        href="https://host/a.tif?sig=secret",
+        bboxes=[0],
+    )
+    plain = SourceConfig(stac_url="https://host/", collection="c")  # type: ignore[arg-type]
+    with zipfile.ZipFile(tmp_path / "w.zip", "w") as zf:
+        report = area._read_scene(scene, plain, REQUEST, 10**6, {}, zf)
+    assert report.status == "failed" and report.windows[0].status == "failed"
+    assert report.error == "cannot read the scene: RuntimeError: unexpected https://host/a.tif"
