@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from backend.jobs.areas import AreaProgress
 from backend.jobs.models import ImageGeo, JobState
 
 
@@ -44,6 +45,10 @@ class JobStatus(BaseModel):
     finished_at: datetime | None
     expires_at: datetime | None = Field(description="When the archive and all files are deleted.")
     download_url: str
+    kind: Literal["upload", "area"] = "upload"
+    area: AreaProgress | None = Field(
+        None, description="Area jobs: scenes found, fetched and failed, bytes read, why it failed."
+    )
 
 
 class TimeLeft(BaseModel):

@@ -18,13 +18,13 @@ from typing import Any
 
 import httpx
 
-from backend.cli import keys, slicks
+from backend.cli import area, keys, slicks
 from backend.cli.http import EXIT_JOB_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, CLIError
 from backend.cli.http import check as _check
 from backend.cli.progress import Progress, ProgressReader, human_bytes
 
 DEFAULT_API = "http://127.0.0.1:8000"
-ACTIVE = ("queued", "processing", "archiving")
+ACTIVE = ("queued", "searching", "fetching", "processing", "archiving")
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process killed by SIGPIPE
 # The archive's name as the API gives it (Content-Disposition), so the CLI, the browser and `curl -OJ` agree.
 _ARCHIVE_NAME = re.compile(r'filename="?(oilspill-[0-9a-f]{32}\.zip)"?')
@@ -206,6 +206,8 @@ def status(args: argparse.Namespace) -> int:
     )
     for error in job["errors"]:
         print(f"  failed {error['name']}: {error['error']}")
+    if (job.get("area") or {}).get("reason"):
+        print(f"  {job['area']['reason']}")
     if job["expires_at"]:
         print(f"  files {'were' if job['state'] == 'expired' else 'are'} deleted at {job['expires_at']}")
     return code
@@ -269,10 +271,9 @@ def parser() -> argparse.ArgumentParser:
     ls = commands.add_parser("tasks", help="recent jobs, newest first")
     ls.add_argument("--limit", type=int, default=20)
     ls.add_argument("--offset", type=int, default=0)
-    ls.add_argument(
-        "--state", choices=["queued", "processing", "archiving", "completed", "failed", "expired"]
-    )
+    ls.add_argument("--state", choices=[*ACTIVE, "completed", "failed", "expired"])
     ls.set_defaults(run=tasks)
+    area.add_command(commands)  # oilspill area --bbox ... --date ... --source ...
 
     for sub in (up, st, sl, ls):
         sub.add_argument("--json", action="store_true", help="print the API's JSON answer")

@@ -30,7 +30,7 @@ celery_app = Celery(
     "oilspill",
     broker=settings.redis_url,
     backend=f"{__name__}:RedisResults+{settings.redis_url}",
-    include=["backend.worker.tasks"],
+    include=["backend.worker.tasks", "backend.worker.area_tasks"],
 )
 celery_app.conf.update(
     task_serializer="json",

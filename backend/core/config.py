@@ -8,14 +8,15 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from backend.auth.settings import AuthSettings
+from backend.sources.settings import AreaSettings
 
 MB = 1024 * 1024
 MIN_OPS_TOKEN_LENGTH = 20
 
 
-class Settings(AuthSettings):
+class Settings(AuthSettings, AreaSettings):
     """Every knob of the service; the environment wins over `.env`. Accounts, quotas and fair scheduling:
-    backend.auth.settings.AuthSettings."""
+    backend.auth.settings.AuthSettings; area jobs (sources, limits): backend.sources.settings.AreaSettings."""
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 

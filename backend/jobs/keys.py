@@ -9,6 +9,7 @@ keeps answering 410 rather than 404 for a week):
   job:<id>:parts       hash   output name -> id of the part with its mask and overlay (backend.storage.parts)
   job:<id>:done/failed set    input names (SADD/SCARD: a redelivered task cannot count twice)
   job:<id>:deliveries  hash   input name -> times a worker started it
+  job:<id>:area        hash   area jobs only: the request, scenes n of m, bytes read, reason (jobs.areas)
   user:<hash>          string job id
   owner:<owner>:created zset  the owner's job ids scored by created_at (with auth on; backend/auth)
   expiry               zset   user hash scored by expires_at
@@ -27,7 +28,10 @@ PREFIX = "oilspill:"
 EXPIRY_INDEX = f"{PREFIX}expiry"
 ACTIVE_INDEX = f"{PREFIX}active"
 CREATED_INDEX = f"{PREFIX}created"
-JOB_SUFFIXES = ("", ":inputs", ":entries", ":results", ":parts", ":done", ":failed", ":deliveries")
+JOB_SUFFIXES = (
+    *("", ":inputs", ":entries", ":results", ":parts", ":done", ":failed", ":deliveries"),
+    ":area",  # area jobs: request, stage progress, reason (backend.jobs.areas)
+)
 
 
 def job_key(job_id: str, suffix: str = "") -> str:

@@ -12,6 +12,8 @@ from common.wire import GeoInfo
 
 class JobState(StrEnum):
     QUEUED = "queued"
+    SEARCHING = "searching"  # area jobs: asking the STAC catalogue for scenes (backend.worker.area)
+    FETCHING = "fetching"  # area jobs: reading the scenes' windows over HTTP
     PROCESSING = "processing"
     ARCHIVING = "archiving"
     COMPLETED = "completed"
@@ -19,7 +21,9 @@ class JobState(StrEnum):
     EXPIRED = "expired"
 
 
-ACTIVE_STATES = frozenset({JobState.QUEUED, JobState.PROCESSING, JobState.ARCHIVING})
+ACTIVE_STATES = frozenset(
+    {JobState.QUEUED, JobState.SEARCHING, JobState.FETCHING, JobState.PROCESSING, JobState.ARCHIVING}
+)
 
 
 class Job(BaseModel):
@@ -36,6 +40,7 @@ class Job(BaseModel):
     expires_at: float | None = None
     model_version: str | None = None
     owner: str | None = None  # the API key's name or the JWT's subject; None when made with auth off
+    kind: Literal["upload", "area"] = "upload"  # area: bboxes and a date (POST /api/area-jobs)
 
     @property
     def active(self) -> bool:

@@ -23,6 +23,7 @@ class TaskSummary(BaseModel):
     expires_at: datetime | None = Field(description="When the archive and all files are (or were) deleted.")
     status_url: str
     owner: str | None = Field(None, description="The API key's name or token subject; null with auth off.")
+    kind: Literal["upload", "area"] = Field("upload", description="An upload, or an area job (bboxes, date).")
 
 
 class TaskList(BaseModel):

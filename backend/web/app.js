@@ -6,7 +6,7 @@
 
 const POLL_MS = 1000;
 const RETRY_MS = 3000;
-const ACTIVE = new Set(["queued", "processing", "archiving"]);
+const ACTIVE = new Set(["queued", "searching", "fetching", "processing", "archiving"]);
 const NETWORK_ERROR = "Network error: the server could not be reached. Check the connection and try again.";
 
 const $ = (id) => document.getElementById(id);
@@ -223,7 +223,8 @@ async function poll(current) {
   } else if (status.state === "completed") {
     startCountdown(current);
   } else if (status.state === "failed") {
-    showError("No image could be segmented, so there is nothing to download. The errors are listed below.");
+    const reason = status.area && status.area.reason; // an area job that failed as a whole says why
+    showError(reason || "No image could be segmented, so there is nothing to download. The errors are listed below.");
   } else if (status.state === "expired") {
     showExpired();
   }
@@ -233,7 +234,7 @@ function renderStatus(status) {
   const processed = status.done + status.failed;
   $("job-state").textContent = status.state;
   $("job-state").className = `badge ${status.state}`;
-  $("job-label").textContent = `${processed} of ${plural(status.total, "image")}`;
+  $("job-label").textContent = status.area ? areaLabel(status) : `${processed} of ${plural(status.total, "image")}`;
   $("job-failed").textContent = status.failed ? `${status.failed} failed` : "";
   setBar($("job-progress"), processed, status.total);
   if (status.errors.length) {

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from backend.core.config import settings
 from backend.core.logging import job_event
+from backend.jobs.models import JobState
 from backend.storage.reserve import DiskReservations
 from backend.worker.context import WorkerContext
 
@@ -87,6 +88,8 @@ def _stalled_jobs(ctx: WorkerContext, overdue: set[str]) -> list[str]:
     for job in store.get_jobs(candidates):
         if job is None or not job.active or job.done + job.failed < job.total:
             continue
+        if job.total == 0 or job.state in (JobState.SEARCHING, JobState.FETCHING):
+            continue  # an area job whose images are not known yet (backend.worker.area)
         if store.acquire_lock(f"redrive:{job.job_id}", ttl=STALLED_REDRIVE_SECONDS):  # never released
             job_event("stalled", job.job_id, done=job.done, failed=job.failed)
             stalled.append(job.job_id)

@@ -11,9 +11,10 @@ import time
 from datetime import UTC, datetime
 
 from backend.core.logging import job_event
-from backend.jobs.models import ImageResult, Job, JobState
+from backend.jobs.models import ACTIVE_STATES, ImageResult, Job, JobState
 from backend.storage import parts
 from backend.storage.archive import Report, write_archive
+from backend.storage.area_archive import write_area_archive
 from backend.storage.layout import UserDir
 from backend.storage.reserve import DiskReservations, is_no_space
 from backend.worker.context import WorkerContext
@@ -67,9 +68,7 @@ def _finalize_locked(ctx: WorkerContext, job: Job, *, force: bool) -> float | No
     for result in changed:
         results[result.name] = result
         images.record_result(job.job_id, result, model_version=None, user_hash=job.user_hash)
-    if not store.transition(
-        job.job_id, JobState.ARCHIVING, [JobState.QUEUED, JobState.PROCESSING, JobState.ARCHIVING]
-    ):
+    if not store.transition(job.job_id, JobState.ARCHIVING, ACTIVE_STATES):
         return None
     ordered = [results[name] for name in sorted(results)]
     done = sum(res.status == "ok" for res in ordered)
@@ -86,7 +85,8 @@ def _finalize_locked(ctx: WorkerContext, job: Job, *, force: bool) -> float | No
             images=ordered,
         )
         try:
-            write_archive(folder, report, stored)
+            # An area job's archive adds its scenes and clips its slicks to the bboxes.
+            (write_area_archive if job.kind == "area" else write_archive)(folder, report, stored)
         except OSError as exc:
             if not is_no_space(exc):
                 raise

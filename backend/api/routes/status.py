@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from backend.api.deps import AsyncRedisDep, StoreDep, ValidJobId
 from backend.api.schemas import ErrorDetail, ImageError, JobStatus
 from backend.core.config import settings
+from backend.jobs.areas import AreaRecords
 from backend.jobs.store import JobStore
 from backend.jobs.wait import MAX_WAIT_SECONDS, TooManyWaiters, WaiterSlots, wait_until_ended
 
@@ -81,4 +82,6 @@ def _status(store: JobStore, job_id: str, url_path_for: Callable[..., object]) -
         finished_at=_when(job.finished_at),
         expires_at=_when(job.expires_at),
         download_url=str(url_path_for("download", user_hash=job.user_hash)),
+        kind=job.kind,
+        area=AreaRecords(store).progress(job_id) if job.kind == "area" else None,
     )

@@ -42,6 +42,7 @@ def _summary(request: Request, job: Job) -> TaskSummary:
         expires_at=_when(job.expires_at),
         status_url=request.app.url_path_for("status", job_id=job.job_id),
         owner=job.owner,
+        kind=job.kind,
     )
 
 
