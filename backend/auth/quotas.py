@@ -5,9 +5,11 @@ bytes and images to the day's counters once the zip is checked; both are undone 
 refused or broken upload costs the owner nothing. The checks and the charges are Lua scripts: two uploads
 of one owner at once cannot both take the last slot or the last images of the day.
 
-Keys (under backend.jobs.keys.PREFIX): owner:<o>:inflight (zset, user hash -> time the upload started; a
-member leaves once its job is no longer queued/processing/archiving, or after STALE_UPLOAD_SECONDS without
-a job), quota:<o>:<yyyymmdd> (hash images, bytes; expires after two days).
+Keys (under backend.jobs.keys.PREFIX): owner:<o>:inflight (zset, user hash -> time the upload or area job
+started; a member leaves once its job is no longer active (queued, searching, fetching, processing,
+archiving), or after STALE_UPLOAD_SECONDS without a job), quota:<o>:<yyyymmdd> (hash images, bytes; expires
+after two days). An area job holds a slot among the jobs in flight like an upload; its windows are not
+charged to the day's images (they are known only once the scenes are read).
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ for i = 1, #members, 2 do
   local live
   if job then
     local state = redis.call('HGET', ARGV[5] .. job, 'state')
-    live = state == 'queued' or state == 'processing' or state == 'archiving'
+    live = state == 'queued' or state == 'searching' or state == 'fetching' or state == 'processing'
+      or state == 'archiving'
   else
     live = started > tonumber(ARGV[4])
   end

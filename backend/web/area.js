@@ -108,6 +108,7 @@ async function askArea(event) {
   }
   const text = await response.text();
   if (response.status !== 202) {
+    if (response.status === 401) askForKey(); // auth.js: the API needs a key, as for an upload
     showError(detailOf(response.status, text));
     return;
   }

@@ -10,11 +10,12 @@ from backend.storage.layout import new_token
 from backend.worker.area_tasks import run_area_job
 
 
-def start_area_job(store: JobStore, user_hash: str, request: AreaJobRequest) -> str:
+def start_area_job(store: JobStore, user_hash: str, request: AreaJobRequest, owner: str | None = None) -> str:
     """Record a queued area job and send its first task; a job whose task cannot be sent is forgotten."""
     job_id = new_token()
-    AreaRecords(store).create(job_id, user_hash, request)
-    job_event("area_requested", job_id, source=request.data_source, bboxes=len(request.bboxes))
+    AreaRecords(store).create(job_id, user_hash, request, owner)
+    owned = {"owner": owner} if owner else {}  # a key's name or a token's subject, never the credential
+    job_event("area_requested", job_id, source=request.data_source, bboxes=len(request.bboxes), **owned)
     try:
         run_area_job.delay(job_id)
     except BaseException:

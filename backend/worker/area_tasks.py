@@ -16,6 +16,7 @@ from backend.core.celery_app import celery_app
 from backend.core.config import settings
 from backend.sources.access import redact
 from backend.worker import area
+from backend.worker.lanes import pick_lane
 from backend.worker.launch import send_chord
 from backend.worker.tasks import _context, delete_results
 
@@ -34,7 +35,9 @@ def run_area_job(job_id: str) -> None:
     except Exception as exc:  # the job must end, not wait for its deadline
         log.exception("job %s: the area stages failed", job_id)
         outcome = area.fail(ctx, job_id, f"internal error: {type(exc).__name__}: {redact(str(exc))[:300]}")
-    if outcome.sizes:
-        send_chord(job_id, outcome.sizes)
+    if outcome.sizes:  # on its owner's lane, as an upload's images: fair shares between owners
+        job = ctx.store.get_job(job_id)
+        owner = job.owner if job is not None else None
+        send_chord(job_id, outcome.sizes, pick_lane(ctx.store.client, owner or job_id, settings.FAIR_LANES))
     elif outcome.expires_at is not None:
         delete_results.apply_async((job_id,), countdown=max(0.0, outcome.expires_at - time.time()))

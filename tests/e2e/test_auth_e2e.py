@@ -124,6 +124,40 @@ def test_every_endpoint_by_credential(keyed_api: str, keys: dict[str, str], stac
     assert f"alice-{keys['tag']}" in keys_cli(stack, "list").stdout
 
 
+AREA_BODY = {
+    "bboxes": [[51.52, 26.93, 51.55, 26.96]],
+    "date": "2026-06-01",
+    "temporal_tolerance": 1,
+    "data_source": "planetary-computer-grd",
+    "max_scenes": 1,
+}
+
+
+def test_area_jobs_need_a_key_and_belong_to_their_owner(
+    keyed_api: str, keys: dict[str, str], stack: Stack
+) -> None:
+    """An area job is a job like an upload: a credential to ask for one, its owner's alone afterwards."""
+    before = set(stack.results_dir.iterdir())
+    for headers in ({}, bearer("osk_wrong"), bearer(keys["revoked"])):
+        refused = httpx.post(f"{keyed_api}/api/area-jobs", json=AREA_BODY, headers=headers)
+        assert refused.status_code == 401, (headers, refused.text)
+        assert refused.headers["www-authenticate"].startswith("Bearer")
+    assert set(stack.results_dir.iterdir()) == before  # refused before anything was written
+
+    answer = httpx.post(f"{keyed_api}/api/area-jobs", json=AREA_BODY, headers=bearer(keys["alice"]))
+    assert answer.status_code == 202, answer.text
+    job = answer.json()
+    status = f"{keyed_api}/api/status/{job['job_id']}"
+    assert httpx.get(status, headers=bearer(keys["alice"])).json()["kind"] == "area"
+    assert httpx.get(status, headers=bearer(keys["bob"])).status_code == 404  # never 403
+    assert httpx.get(status).status_code == 401
+    items = httpx.get(f"{keyed_api}/api/tasks", params={"limit": 200}, headers=bearer(keys["alice"])).json()
+    mine = [item for item in items["items"] if item["job_id"] == job["job_id"]]
+    assert [(item["kind"], item["owner"]) for item in mine] == [("area", f"alice-{keys['tag']}")]
+    bobs = httpx.get(f"{keyed_api}/api/tasks", params={"limit": 200}, headers=bearer(keys["bob"])).json()
+    assert job["job_id"] not in {item["job_id"] for item in bobs["items"]}
+
+
 def test_shareable_links_open_results_by_hash_but_not_status(
     long_lived_archives: Stack, keys: dict[str, str], tmp_path: Path
 ) -> None:

@@ -8,14 +8,16 @@ is GET /api/status/{job_id}; the archive is GET /api/download/{user_hash}, as fo
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from backend.api.deps import ResultsDep, SettingsDep, StoreDep
+from backend.api.deps import CallerDep, ResultsDep, SettingsDep, StoreDep
 from backend.api.schemas import ErrorDetail
+from backend.auth.quotas import upload_quota
 from backend.sources.request import AreaJobRequest, check_request
 from backend.storage.layout import new_token
 from backend.worker.area_launch import start_area_job
@@ -61,6 +63,8 @@ async def list_sources(settings: SettingsDep) -> list[AreaSource]:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=AreaJobResponse,
     responses={
+        401: {"model": ErrorDetail, "description": "With auth on: no credential, or a refused one."},
+        429: {"model": ErrorDetail, "description": "Over the owner's jobs in flight; see Retry-After."},
         422: {
             "model": ErrorDetail,
             "description": "A bbox out of range, inverted or over MAX_AREA_KM2, a date window over "
@@ -70,7 +74,12 @@ async def list_sources(settings: SettingsDep) -> list[AreaSource]:
     },
 )
 async def create_area_job(
-    body: AreaJobRequest, request: Request, settings: SettingsDep, store: StoreDep, results: ResultsDep
+    body: AreaJobRequest,
+    request: Request,
+    settings: SettingsDep,
+    store: StoreDep,
+    results: ResultsDep,
+    caller: CallerDep,
 ) -> AreaJobResponse:
     """Queue an area job: searching, fetching, processing, archiving (see GET /api/status)."""
     try:
@@ -78,13 +87,20 @@ async def create_area_job(
     except ValueError as exc:
         raise HTTPException(422, f"Invalid request: {exc}") from exc
     user_hash = new_token()
+    quota = upload_quota(store.client, caller)  # None with auth off
+    if quota is not None:  # a slot among the owner's jobs in flight, as an upload takes
+        await run_in_threadpool(quota.hold, user_hash, None)
     # The job's folder from the start, as an upload's: its results read as "none yet", never as expired.
     folder = results.user(user_hash)
-    folder.root.mkdir(mode=0o700, parents=True)
     try:
-        job_id = await run_in_threadpool(start_area_job, store, user_hash, body)
+        folder.root.mkdir(mode=0o700, parents=True)
+        owner = caller.owner if caller else None
+        job_id = await run_in_threadpool(start_area_job, store, user_hash, body, owner)
     except BaseException:
         shutil.rmtree(folder.root, ignore_errors=True)
+        with contextlib.suppress(Exception):  # the slot ages out otherwise (no job: STALE_UPLOAD_SECONDS)
+            if quota is not None:
+                quota.release()
         raise
     start, end = body.window()
     return AreaJobResponse(
