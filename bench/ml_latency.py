@@ -58,19 +58,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=settings.THREADS, help="intra-op threads in all")
     p.add_argument("--runners", type=int, default=settings.runners, help="model runs at once")
     p.add_argument("--batch-size", type=int, default=settings.BATCH_SIZE, help="tiles per model run")
+    p.add_argument(
+        "--views", type=int, choices=[1, 2, 4], default=settings.VIEWS, help="mirror views per tile"
+    )
     p.add_argument("--runs", type=int, default=50, help="timed runs of the single tile")
     p.add_argument("--large", type=int, default=4000, help="side of the large square scene")
     p.add_argument("--service", metavar="URL", help="also time POST /segment of a running ML service")
     args = p.parse_args(argv)
 
-    segmenter = Segmenter(args.model, args.threads, batch_size=args.batch_size, runners=args.runners)
+    segmenter = Segmenter(
+        args.model, args.threads, batch_size=args.batch_size, runners=args.runners, views=args.views
+    )
     runners = segmenter.runners
     tile = speckled_sea(segmenter.tile_size, segmenter.tile_size)
     batch = (tile.astype(np.float32) / 255)[None, None]
     ms = statistics.median(timed(lambda: segmenter.predict(batch), args.runs)) * 1000
     print(
         f"onnx model, 1 tile of {segmenter.tile_size}x{segmenter.tile_size}, batch 1, "
-        f"{runners.threads} threads: median {ms:.1f} ms/tile over {args.runs} runs"
+        f"{runners.threads} threads, {runners.views} view(s): median {ms:.1f} ms/tile over {args.runs} runs"
     )
 
     large = speckled_sea(args.large, args.large, seed=1)

@@ -249,6 +249,7 @@ class Segmenter:
         allow_spinning: bool = False,
         runners: int | None = None,
         ahead: int | None = None,
+        views: int = 1,
     ) -> None:
         tile_starts(tile_size, tile_size, overlap)  # validates overlap early
         if batch_size < 1:
@@ -256,7 +257,7 @@ class Segmenter:
         runners = threads if runners is None else runners
         if not 1 <= runners <= threads:
             raise ValueError(f"runners must be in [1, {threads}], got {runners}")
-        self.runners = ModelRunners(Path(model_path), runners, threads // runners, allow_spinning)
+        self.runners = ModelRunners(Path(model_path), runners, threads // runners, allow_spinning, views)
         self.info = read_model_info(
             Path(model_path), self.runners.sessions[0].get_modelmeta().custom_metadata_map
         )

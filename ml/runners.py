@@ -22,12 +22,20 @@ import sys
 import threading
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
 _Work = tuple[int, int, np.ndarray | None, "Future[np.ndarray] | None"]  # ticket, order, batch, its future
 _LAST = sys.maxsize  # the ticket of the stop signals: after every queued run
+# Index expressions on (N, 1, T, T): as is, mirrored left-right, upside down, both. Each is its own inverse.
+MIRRORS: tuple[tuple[Any, ...], ...] = (
+    (Ellipsis,),
+    (Ellipsis, slice(None, None, -1)),
+    (Ellipsis, slice(None, None, -1), slice(None)),
+    (Ellipsis, slice(None, None, -1), slice(None, None, -1)),
+)
 
 
 class ModelRunners:
@@ -37,11 +45,18 @@ class ModelRunners:
     """
 
     def __init__(
-        self, model_path: Path, count: int = 2, threads: int = 1, allow_spinning: bool = False
+        self,
+        model_path: Path,
+        count: int = 2,
+        threads: int = 1,
+        allow_spinning: bool = False,
+        views: int = 1,
     ) -> None:
         if count < 1 or threads < 1:
             raise ValueError(f"runners and threads must be at least 1, got {count} and {threads}")
-        self.count, self.threads = count, threads
+        if views not in (1, 2, 4):
+            raise ValueError(f"views must be 1, 2 or 4, got {views}")
+        self.count, self.threads, self.views = count, threads, views
         # A session per runner: concurrent runs on one multi-threaded session would share its thread pool.
         self.sessions = [session(model_path, threads, allow_spinning) for _ in range(count)]
         self.input_name = self.sessions[0].get_inputs()[0].name
@@ -81,9 +96,24 @@ class ModelRunners:
             if not future.set_running_or_notify_cancel():
                 continue
             try:
-                future.set_result(s.run(None, {self.input_name: batch})[0])
+                future.set_result(self._infer(s, batch))
             except BaseException as exc:  # handed to the caller, like concurrent.futures does
                 future.set_exception(exc)
+
+    def _infer(self, s: ort.InferenceSession, batch: np.ndarray) -> np.ndarray:
+        """One model run; with `views` 2 or 4, the mean over the tiles' mirror images (one run of 2N or 4N).
+
+        A slick has no handedness, the model's errors partly do: averaging mirrored views is the cheapest
+        test-time augmentation, at `views` times the model time (figures: ml/models/MODEL_CARD.md).
+        """
+        if self.views == 1:
+            return np.asarray(s.run(None, {self.input_name: batch})[0])
+        flips = MIRRORS[: self.views]
+        stacked = np.ascontiguousarray(np.concatenate([batch[flip] for flip in flips]))
+        out = np.asarray(s.run(None, {self.input_name: stacked})[0])
+        n = len(batch)
+        total = sum(out[i * n : (i + 1) * n][flip] for i, flip in enumerate(flips))
+        return np.asarray(total * np.float32(1 / self.views), dtype=out.dtype)
 
     def close(self) -> None:
         """Stop the threads once the queued runs are done (they hold no other resource)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +40,9 @@ class Settings(BaseSettings):
     TILE_OVERLAP: int = Field(default=32, ge=0)
     # Tiles per model run (1 and 2 cost the same per tile on single-threaded runners, 4 and more more).
     BATCH_SIZE: int = Field(default=2, ge=1)
+    # Mirror views averaged per tile (1, 2 or 4): +0.004 / +0.0065 validation oil IoU for 2x / 4x the model
+    # time (ml/models/MODEL_CARD.md); 1 keeps whole scenes within their minute.
+    VIEWS: Literal[1, 2, 4] = 1
     # Scenes (POST /segment/scene): files the worker extracted under the shared results folder (the API's
     # and worker's RESULTS_DIR), read in place window by window; at most SCENE_MAX_PIXELS, processed at
     # SCENE_RESOLUTION_M metres a pixel (0 = the file's own), tiles all on land not run (SKIP_LAND_TILES).

@@ -47,6 +47,8 @@ def create_app(config: Settings = settings, *, lower_priority: bool = False) -> 
             config.BATCH_SIZE,
             config.ALLOW_SPINNING,
             config.runners,
+            None,
+            config.VIEWS,
         )
         yield
         segmenter, app.state.segmenter = app.state.segmenter, None

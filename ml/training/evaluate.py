@@ -88,9 +88,9 @@ def scores(c: Confusion, tiles: int) -> EvalReport:
 Predictor = Callable[[Path], np.ndarray]  # image file -> boolean HxW oil prediction
 
 
-def local_predictor(model: Path, threads: int) -> Predictor:
+def local_predictor(model: Path, threads: int, views: int = 1) -> Predictor:
     """Run the ONNX model in-process, decoding and converting each file exactly as the service does."""
-    segmenter = Segmenter(model, threads=threads)
+    segmenter = Segmenter(model, threads=threads, views=views)
 
     def predict(path: Path) -> np.ndarray:
         image = decode_image(path.read_bytes())
@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--masks", type=Path, required=True)
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--views", type=int, choices=[1, 2, 4], default=1, help="mirror views averaged per tile")
     p.add_argument("--split", choices=["all", "val"], default="all")
     p.add_argument("--service", metavar="URL", help="score a running ML service instead of the local model")
     args = p.parse_args(argv)
@@ -145,7 +146,11 @@ def main(argv: list[str] | None = None) -> None:
     pairs = select_pairs(args.images, args.masks, args.split)
     if not pairs:
         sys.exit(f"no image/mask pairs with a common stem in {args.images} and {args.masks}")
-    predict = service_predictor(args.service) if args.service else local_predictor(args.model, args.threads)
+    predict = (
+        service_predictor(args.service)
+        if args.service
+        else local_predictor(args.model, args.threads, args.views)
+    )
     print(evaluate(pairs, predict).model_dump_json())
 
 

@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--negatives", type=Path, default=SHARED / "csiro-s1-nonoil")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--views", type=int, choices=[1, 2, 4], default=1, help="mirror views averaged per tile")
     p.add_argument("--limit", type=int, help="score only the first N validation tiles (quick looks)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = p.parse_args(argv)
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     pairs = find_pairs(args.data / "images", args.data / "masks")
     _train, val = split_by_blocks([stem for stem, _, _ in pairs])
     images, masks = load_arrays([pairs[i] for i in val[: args.limit]])
-    segmenter = Segmenter(args.model, threads=args.threads)
+    segmenter = Segmenter(args.model, threads=args.threads, views=args.views)
     table = variant_ious(segmenter, images, masks.astype(bool), VARIANTS)
     empty = [(_png(g), None) for g, m in zip(images, masks, strict=True) if not m.any()]
     windows = [(_png(w), None) for w in oil_free_windows(images, masks)]
