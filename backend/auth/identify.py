@@ -15,7 +15,8 @@ from starlette.datastructures import Headers
 
 from backend.auth.keys import KeyStore
 from backend.auth.oidc import OidcVerifier, TokenRejected
-from backend.auth.principal import Principal, QuotaOverrides
+from backend.auth.overrides import OwnerQuotas
+from backend.auth.principal import Principal
 from backend.auth.settings import AuthSettings
 
 REALM = 'Bearer realm="oilspill"'
@@ -57,7 +58,8 @@ def _by_key(key: str, client: redis.Redis, settings: AuthSettings) -> Principal:
     found = KeyStore(client).lookup(key)
     if found is None:
         raise unauthorized("The API key is unknown or has been revoked.", invalid=True)
-    return Principal(owner=found.name, admin=found.admin, quotas=found.quotas.over(settings), via="api-key")
+    quotas = OwnerQuotas(client).get(found.name).before(found.quotas).over(settings)
+    return Principal(owner=found.name, admin=found.admin, quotas=quotas, via="api-key")
 
 
 def _roles(claims: dict[str, Any], claim: str) -> set[str]:
@@ -67,7 +69,7 @@ def _roles(claims: dict[str, Any], claim: str) -> set[str]:
     return {str(v) for v in value} if isinstance(value, list) else set()
 
 
-def _by_token(token: str, settings: AuthSettings) -> Principal:
+def _by_token(token: str, client: redis.Redis, settings: AuthSettings) -> Principal:
     try:
         claims = _verifier(settings).claims(token)
     except TokenRejected as exc:
@@ -76,7 +78,8 @@ def _by_token(token: str, settings: AuthSettings) -> Principal:
     if not isinstance(subject, str) or not subject:
         raise unauthorized("The bearer token was refused: it names no subject (sub).", invalid=True)
     admin = settings.OIDC_ADMIN_ROLE in _roles(claims, settings.OIDC_ROLES_CLAIM)
-    return Principal(owner=subject, admin=admin, quotas=QuotaOverrides().over(settings), via="oidc")
+    quotas = OwnerQuotas(client).get(subject).over(settings)  # `oilspill keys quota SUBJECT`, else QUOTA_*
+    return Principal(owner=subject, admin=admin, quotas=quotas, via="oidc")
 
 
 def authenticate(headers: Headers, client: redis.Redis, settings: AuthSettings) -> Principal | None:
@@ -96,4 +99,4 @@ def authenticate(headers: Headers, client: redis.Redis, settings: AuthSettings) 
         raise unauthorized(f"This endpoint needs {what}: send {how}.", invalid=False)
     if settings.AUTH_MODE == "api-key":
         return _by_key(given, client, settings)
-    return _by_token(given, settings)
+    return _by_token(given, client, settings)

@@ -17,12 +17,22 @@ class Quotas(BaseModel):
 
 
 class QuotaOverrides(BaseModel):
-    """What an API key changes of the defaults (null: the QUOTA_* setting)."""
+    """What a key, or `oilspill keys quota OWNER`, changes of the defaults (null: the QUOTA_* setting)."""
 
     jobs_in_flight: int | None = Field(None, ge=1)
     images_per_day: int | None = Field(None, ge=1)
     mb_per_day: int | None = Field(None, ge=1)
     max_upload_mb: int | None = Field(None, ge=1)
+
+    def before(self, other: QuotaOverrides) -> QuotaOverrides:
+        """These overrides, and `other`'s where these leave a quota to the default."""
+        mine = self.model_dump()
+        return QuotaOverrides.model_validate(
+            {
+                name: mine[name] if mine[name] is not None else value
+                for name, value in other.model_dump().items()
+            }
+        )
 
     def over(self, settings: AuthSettings) -> Quotas:
         """These overrides on top of the settings' defaults."""

@@ -32,9 +32,9 @@ FRAMING_BYTES = 64 * 1024
 STALE_UPLOAD_SECONDS = 3600  # an upload this old with no job died with its API process
 DAY_KEY_TTL_SECONDS = 2 * 86400
 
-# KEYS: inflight zset. ARGV: user hash, now, limit, stale-before, job key prefix, user key prefix.
-# Returns the jobs in flight before this one (or -n if that is at the limit: nothing held).
-_HOLD = """
+# KEYS: inflight zset. ARGV: (3 of the caller's), stale-before, job key prefix, user key prefix.
+# Drops the members whose job is no longer active (or that never got a job and are stale).
+_PRUNE = """
 local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 for i = 1, #members, 2 do
   local hash, started = members[i], tonumber(members[i + 1])
@@ -49,12 +49,23 @@ for i = 1, #members, 2 do
   end
   if not live then redis.call('ZREM', KEYS[1], hash) end
 end
+"""
+
+# ARGV: user hash, now, limit, then _PRUNE's. Returns the jobs in flight before this one (or -n if that is
+# at the limit: nothing held).
+_HOLD = (
+    _PRUNE
+    + """
 local n = redis.call('ZCARD', KEYS[1])
 if n >= tonumber(ARGV[3]) then return -n end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('EXPIRE', KEYS[1], 2 * 86400)
 return n
 """
+)
+
+# ARGV: three unused, then _PRUNE's. Returns the jobs in flight.
+_COUNT = _PRUNE + "return redis.call('ZCARD', KEYS[1])\n"
 
 # KEYS: day hash. ARGV: images, bytes, image limit, byte limit, ttl.
 # Returns {0, images, bytes} when charged, {1 | 2, used images, used bytes} when over the images | bytes.
@@ -83,6 +94,21 @@ def next_midnight(now: float) -> datetime:
     return day + timedelta(days=1)
 
 
+def _prune_args(now: float) -> tuple[str, str, str]:
+    return repr(now - STALE_UPLOAD_SECONDS), PREFIX + "job:", PREFIX + "user:"
+
+
+def jobs_in_flight(client: redis.Redis, owner: str, now: float) -> int:
+    """The owner's jobs queued or running now (as the next upload's hold would count them)."""
+    return int(client.eval(_COUNT, 1, inflight_key(owner), "", "", "", *_prune_args(now)))
+
+
+def used_today(client: redis.Redis, owner: str, now: float) -> tuple[int, int]:
+    """Images and bytes charged to the owner today (UTC)."""
+    images, size = cast(list[str | None], client.hmget(day_key(owner, now), ["images", "bytes"]))
+    return int(images or 0), int(size or 0)
+
+
 def too_many(detail: str, retry_after: float) -> HTTPException:
     seconds = max(1, round(retry_after))
     return HTTPException(429, detail, headers={"Retry-After": str(seconds)})
@@ -91,16 +117,31 @@ def too_many(detail: str, retry_after: float) -> HTTPException:
 class UploadQuota:
     """One upload's use of its owner's quotas: hold(), charge(), and release() if it fails."""
 
-    def __init__(self, client: redis.Redis, caller: Principal) -> None:
+    def __init__(self, client: redis.Redis, caller: Principal, service_max_bytes: int | None = None) -> None:
         self.client = client
         self.caller = caller
         self.quotas = caller.quotas
+        self.service_max_bytes = service_max_bytes
         self.user_hash: str | None = None
         self.charged: tuple[str, int, int] | None = None
 
     @property
     def max_upload_bytes(self) -> int:
         return self.quotas.max_upload_mb * MB
+
+    @property
+    def binds(self) -> bool:
+        """Whether the owner's largest upload, not the service's (MAX_UPLOAD_MB), is the limit in force."""
+        return self.service_max_bytes is None or self.max_upload_bytes <= self.service_max_bytes
+
+    def too_large(self) -> HTTPException:
+        """413, not 429: waiting never lets this upload in, so there is no Retry-After to give."""
+        return HTTPException(
+            413,
+            f"Quota: the largest upload for {self.caller.owner!r} is {self.quotas.max_upload_mb} MB "
+            "(max_upload_mb); this one is larger, and waiting will not help: split it into smaller zips.",
+            headers={"Connection": "close"},
+        )
 
     def _day_reset(self, now: float) -> str:
         reset = next_midnight(now)
@@ -110,17 +151,11 @@ class UploadQuota:
         """Before a byte is read: 413 over the largest upload, 429 over jobs in flight or the day's bytes."""
         owner, now = self.caller.owner, time.time()
         if declared is not None and declared > self.max_upload_bytes + FRAMING_BYTES:
-            raise HTTPException(
-                413,
-                f"Quota: the largest upload for {owner!r} is {self.quotas.max_upload_mb} MB "
-                "(max_upload_mb); this one is larger. Split it into smaller zips.",
-                headers={"Connection": "close"},
-            )
+            raise self.too_large()
         if declared is not None:
             used = int(cast(str | None, self.client.hget(day_key(owner, now), "bytes")) or 0)
             if used + declared > self.quotas.mb_per_day * MB + FRAMING_BYTES:
                 raise self._over_bytes(used, now)
-        keys = ("job:", "user:")
         held = int(
             self.client.eval(
                 _HOLD,
@@ -129,8 +164,7 @@ class UploadQuota:
                 user_hash,
                 repr(now),
                 self.quotas.jobs_in_flight,
-                repr(now - STALE_UPLOAD_SECONDS),
-                *(PREFIX + k for k in keys),
+                *_prune_args(now),
             )
         )
         if held < 0:
@@ -182,6 +216,8 @@ class UploadQuota:
             self.user_hash = None
 
 
-def upload_quota(client: redis.Redis, caller: Principal | None) -> UploadQuota | None:
-    """The quota of an upload by `caller`; None when auth is off (no owners, no quotas)."""
-    return None if caller is None else UploadQuota(client, caller)
+def upload_quota(
+    client: redis.Redis, caller: Principal | None, service_max_bytes: int | None = None
+) -> UploadQuota | None:
+    """The quota of an upload by `caller` (MAX_UPLOAD_MB: `service_max_bytes`); None when auth is off."""
+    return None if caller is None else UploadQuota(client, caller, service_max_bytes)

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from backend.cli import area, keys, slicks
+from backend.cli import account, area, keys, slicks
 from backend.cli.http import EXIT_JOB_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, CLIError
 from backend.cli.http import check as _check
 from backend.cli.progress import Progress, ProgressReader, human_bytes
@@ -274,8 +274,9 @@ def parser() -> argparse.ArgumentParser:
     ls.add_argument("--state", choices=[*ACTIVE, "completed", "failed", "expired"])
     ls.set_defaults(run=tasks)
     area.add_command(commands)  # oilspill area --bbox ... --date ... --source ...
+    me = account.add_command(commands, _client)
 
-    for sub in (up, st, sl, ls):
+    for sub in (up, st, sl, ls, me):
         sub.add_argument("--json", action="store_true", help="print the API's JSON answer")
     return root
 

@@ -10,3 +10,10 @@ class UploadError(Exception):
         super().__init__(detail)
         self.status_code = status_code
         self.detail = detail
+
+
+class TooLarge(UploadError):
+    """The file is over the size limit it was received under (413): the caller may say whose limit it was."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(413, detail)

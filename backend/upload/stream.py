@@ -16,7 +16,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
-from backend.upload.errors import UploadError
+from backend.upload.errors import TooLarge, UploadError
 
 if TYPE_CHECKING:  # a typing-only name in python-multipart
     from python_multipart.multipart import MultipartCallbacks
@@ -118,7 +118,7 @@ class _FieldSink:
             return
         self.received += size
         if self.received > self.max_bytes:
-            raise UploadError(413, f"upload larger than the limit of {self.max_bytes} bytes")
+            raise TooLarge(f"upload larger than the limit of {self.max_bytes} bytes")
         # A view of an immutable chunk keeps it alive without a copy until the next flush writes it.
         self.pending.append(memoryview(data if isinstance(data, bytes) else bytes(data))[start:end])
         self.pending_bytes += size
@@ -159,7 +159,7 @@ def _check_declared_length(request: Request, limit: int) -> None:
     if not declared.isdigit():
         raise UploadError(400, "invalid Content-Length header")
     if int(declared) > limit:
-        raise UploadError(413, f"upload larger than the limit of {limit - FORM_OVERHEAD_BYTES} bytes")
+        raise TooLarge(f"upload larger than the limit of {limit - FORM_OVERHEAD_BYTES} bytes")
 
 
 async def receive_upload(request: Request, dest: Path, *, max_bytes: int, field: str = "file") -> int:
@@ -179,7 +179,7 @@ async def receive_upload(request: Request, dest: Path, *, max_bytes: int, field:
         async for chunk in request.stream():
             body_bytes += len(chunk)
             if body_bytes > body_limit:
-                raise UploadError(413, f"upload larger than the limit of {max_bytes} bytes")
+                raise TooLarge(f"upload larger than the limit of {max_bytes} bytes")
             parser.write(chunk)
             if sink.pending_bytes >= FLUSH_BYTES:
                 await sink.flush()

@@ -124,6 +124,7 @@ function upload(file) {
     setUploadProgress(100, "100 % · checking images…");
   };
   xhr.onload = () => {
+    showAccount(); // auth.js: what is left of the key's day after this upload
     if (xhr.status === 202) {
       setUploadProgress(100, "100 % · uploaded");
       follow(JSON.parse(xhr.responseText));

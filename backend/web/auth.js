@@ -103,7 +103,25 @@ async function downloadWithKey(event) {
   setTimeout(() => URL.revokeObjectURL(save.href), 60_000);
 }
 
+// Who the key stands for and what is left of its day (GET /api/account), so a 429 can be seen coming.
+async function showAccount() {
+  const line = $("account-line");
+  if (!apiKey()) return;
+  const response = await fetch("/api/account");
+  if (!response.ok) return; // a 401 has opened the key form already
+  const account = await response.json();
+  if (!account.auth) return;
+  const { quotas, remaining } = account;
+  const mb = Math.floor(remaining.mb_today).toLocaleString("en");
+  line.textContent =
+    `Signed in as ${account.owner} (${account.via === "oidc" ? "token" : "API key"}). ` +
+    `Left today: ${remaining.images_today} of ${quotas.images_per_day} images, ${mb} MB; ` +
+    `${remaining.jobs_in_flight} of ${quotas.jobs_in_flight} jobs at once; largest upload ${quotas.max_upload_mb} MB.`;
+  line.hidden = false;
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  showAccount();
   $("auth-box").addEventListener("submit", saveKey);
   $("auth-forget").addEventListener("click", forgetKey);
   document.addEventListener("click", downloadWithKey);

@@ -1,15 +1,18 @@
-"""What the account tests share: zips of test scenes, an upload with a credential, a job followed to its end,
-and every read endpoint of one job, to be asked with each kind of credential."""
+"""What the account tests share: `oilspill keys` as an operator runs it, zips of test scenes, an upload with
+a credential, a job followed to its end, and every read endpoint of one job, to be asked with each kind of
+credential."""
 
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import time
 import zipfile
 from typing import Any
 
 import httpx
-from stack_harness import encode_image, sar_scene
+from stack_harness import ROOT, Stack, encode_image, sar_scene
 
 ACTIVE = ("queued", "processing", "archiving")
 
@@ -57,3 +60,21 @@ def job_endpoints(job_id: str, user_hash: str) -> dict[str, str]:
 
 def statuses(api: str, paths: dict[str, str], headers: dict[str, str]) -> dict[str, int]:
     return {name: httpx.get(api + path, headers=headers).status_code for name, path in paths.items()}
+
+
+def keys_cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    """`oilspill keys ...` as an operator runs it, on the stack's Redis."""
+    return subprocess.run(
+        [sys.executable, "-m", "backend.cli", "keys", *args],
+        cwd=ROOT,
+        env=stack.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def new_key(stack: Stack, name: str, *options: str) -> str:
+    done = keys_cli(stack, "create", name, *options)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()[0].strip()

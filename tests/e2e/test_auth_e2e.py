@@ -13,7 +13,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from auth_helpers import bearer, job_endpoints, scenes_zip, statuses, upload, wait_ended
+from auth_helpers import (
+    bearer,
+    job_endpoints,
+    keys_cli,
+    new_key,
+    scenes_zip,
+    statuses,
+    upload,
+    wait_ended,
+)
 from stack_harness import OPS_HEADERS, ROOT, Stack, api_process
 
 from backend.jobs.keys import CREATED_INDEX
@@ -28,24 +37,6 @@ ALL_OK = {
     "download": 200,
     "archive_time_left": 200,
 }
-
-
-def keys_cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    """`oilspill keys ...` as an operator runs it, on the stack's Redis."""
-    return subprocess.run(
-        [sys.executable, "-m", "backend.cli", "keys", *args],
-        cwd=ROOT,
-        env=stack.env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def new_key(stack: Stack, name: str, *options: str) -> str:
-    done = keys_cli(stack, "create", name, *options)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.splitlines()[0].strip()
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The page with AUTH_MODE=api-key in a real headless Chromium: the API's 401 makes it ask for a key, kept in
-sessionStorage for the tab; with it the upload, the gallery's overlays and the download work; a quota's 429 is
-shown in words."""
+sessionStorage for the tab; with it the page shows whose key it is and what is left of its day, the upload,
+the gallery's overlays and the download work; a quota's 429 is shown in words."""
 
 from __future__ import annotations
 
@@ -47,9 +47,13 @@ def test_the_page_asks_for_a_key_and_uses_it_for_everything(keyed_api: str, stac
     expect(page.locator("#auth-box")).to_be_hidden()
     assert page.evaluate("sessionStorage.getItem('oilspill.apiKey')") == key
     assert page.evaluate("localStorage.length") == 0 and page.context.cookies() == []
+    # Near the key form: whose key it is and what is left of its day (GET /api/account).
+    expect(page.locator("#account-line")).to_contain_text(f"Signed in as web-{suffix} (API key)")
+    expect(page.locator("#account-line")).to_contain_text("Left today: 3 of 3 images")
 
     upload_file(page, scenes_zip(2))
     expect(page.locator("#job-state")).to_have_text("completed", timeout=120_000)
+    expect(page.locator("#account-line")).to_contain_text("Left today: 1 of 3 images")
     page.wait_for_function(
         """() => [...document.querySelectorAll('#gallery img')]
                 .filter(img => img.complete && img.naturalWidth > 0).length >= 2"""

@@ -21,7 +21,7 @@ from backend.core.config import MB, Settings
 from backend.jobs.store import JobStore
 from backend.storage.layout import ResultsDir, new_token
 from backend.storage.reserve import DiskReservations, NoSpace
-from backend.upload.errors import UploadError
+from backend.upload.errors import TooLarge, UploadError
 from backend.upload.scan import ZipLimits, scan_images
 from backend.upload.stream import receive_upload
 from backend.worker.launch import start_job
@@ -139,7 +139,7 @@ async def upload(
     await run_in_threadpool(store.client.ping)
     user_hash = new_token()
     declared = request.headers.get("content-length", "")
-    quota = upload_quota(store.client, caller)  # None with auth off
+    quota = upload_quota(store.client, caller, settings.max_upload_bytes)  # None with auth off
     if quota is not None:  # before anything is written: a slot among the owner's jobs in flight
         await run_in_threadpool(quota.hold, user_hash, int(declared) if declared.isdigit() else None)
     max_bytes = min(settings.max_upload_bytes, quota.max_upload_bytes if quota else settings.max_upload_bytes)
@@ -149,7 +149,12 @@ async def upload(
         folder.root.mkdir(mode=0o700, parents=True)
         if declared.isdigit():  # before a byte is read: the upload and what its job will write
             await run_in_threadpool(_reserve, disk, user_hash, int(declared))
-        size = await receive_upload(request, folder.upload, max_bytes=max_bytes)
+        try:
+            size = await receive_upload(request, folder.upload, max_bytes=max_bytes)
+        except TooLarge as exc:  # past the owner's max_upload_mb mid-stream: say it was their quota
+            if quota is not None and quota.binds:
+                raise quota.too_large() from exc
+            raise
         if not declared.isdigit():  # a chunked upload: reserved once its size is known
             await run_in_threadpool(_reserve, disk, user_hash, size)
         scan = await run_in_threadpool(scan_images, folder.upload, _limits(settings))
