@@ -300,6 +300,11 @@ def test_web_page_draws_a_box_and_follows_an_area_job(
         " area: {scenes_found: 4, scenes_fetched: 2, bytes_read: 2048}})"
     )
     assert label == "fetching: 2 of 4 scenes, 2.0 KB read"
+    label = page.evaluate(
+        "areaLabel({state: 'fetching', total: 0, done: 0, failed: 0,"
+        " area: {scenes_found: 4, scenes_fetched: 2, scenes_on_land: 1, bytes_read: 2048}})"
+    )
+    assert label == "fetching: 2 of 4 scenes (1 more on land, not read), 2.0 KB read"
     # A date without scenes: the page says why the job failed.
     page.fill("#area-date", "2025-01-10")
     page.click("#area-submit")
