@@ -8,8 +8,10 @@ MLClient.sea_fractions): a window with no sample point at sea is not read (its b
 `scenes_on_land`). Scenes are checked closest in time first, a chunk at a time, until `max_scenes` are kept:
 scenes on land take no place among them.
 
-If the service cannot answer, the scenes not yet checked are kept (fail open) and the reason is returned for
-the job's log: slicks on land are dropped later anyway, so the cost is only the reading.
+If the service cannot answer (or a catalogue's footprint cannot be cut by a bbox), the scenes not yet
+checked are kept (fail open) and the reason is returned for the job's log: slicks on land are dropped later
+anyway, so the cost is only the reading. The service's request waits for one of its segmentation slots
+(ML_MAX_CONCURRENT: loading the mask counts against the same memory bound), within ML_TIMEOUT_SECONDS.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from shapely.errors import GEOSException
 from shapely.geometry import box, mapping, shape
 from shapely.geometry.base import BaseGeometry
 
@@ -61,12 +64,15 @@ def pick_sea_scenes(
             break
         chunk = scenes[start : start + CHUNK]
         windows = [(n, k) for n, scene in enumerate(chunk) for k in scene.bboxes]
-        footprints = [shape(scene.footprint) for scene in chunk]
-        areas = [window_area(footprints[n], request.bboxes[k]) for n, k in windows]
         try:
+            footprints = [shape(scene.footprint) for scene in chunk]
+            areas = [window_area(footprints[n], request.bboxes[k]) for n, k in windows]
             fractions = ask(areas, samples)
         except MLServiceError as exc:
             split.check, split.problem = "unavailable", exc.detail
+        except (ValueError, TypeError, GEOSException) as exc:  # a footprint shapely cannot cut
+            split.check, split.problem = "unavailable", f"{type(exc).__name__}: {str(exc)[:200]}"
+        if split.problem is not None:
             split.kept.extend(scenes[start:])
             break
         sea = {(n, k) for (n, k), share in zip(windows, fractions, strict=True) if share > 0}

@@ -49,7 +49,7 @@ class Scene(BaseModel):
         "", exclude=True, description="The asset's URL, unsigned (not reported: it may carry keys)."
     )
     bboxes: list[int] = Field(
-        description="Indices of the request's bboxes whose window is read (the footprint touches them)."
+        description="Indices of the request's bboxes the footprint touches and whose window is read (at sea)."
     )
     bboxes_on_land: list[int] = Field(
         [], description="Indices of the bboxes the footprint touches only on land: their windows not read."

@@ -77,6 +77,15 @@ def test_service_down_keeps_every_scene_and_says_why() -> None:
     assert [s.item_id for s in split.kept] == ["land", "sea"] and split.on_land == []
 
 
+def test_a_footprint_that_cannot_be_cut_keeps_the_scenes() -> None:
+    broken = Scene(
+        item_id="broken", datetime=None, footprint={"type": "Polygon", "coordinates": [[[10, 0]]]}, bboxes=[0]
+    )
+    split = pick_sea_scenes([broken, scene("land", [1])], request(), Ask(), samples=64, limit=5)
+    assert split.check == "unavailable" and "ValueError" in (split.problem or ""), split.problem
+    assert [s.item_id for s in split.kept] == ["broken", "land"]
+
+
 def test_check_off_asks_nothing() -> None:
     def never(areas: list[dict[str, Any]], samples: int) -> list[float]:
         raise AssertionError("asked")
