@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 OIL = 255  # mask value of an oil pixel; 0 is no oil
 
@@ -98,3 +98,34 @@ class BatchResult(BaseModel):
 
     model_version: str
     images: list[BatchItem]
+
+
+# POST /land/sea-fraction: which windows of an area job touch the sea, asked before any pixel is read.
+MAX_SEA_AREAS = 2000
+MAX_SEA_SAMPLES = 4096
+
+
+class SeaArea(BaseModel):
+    """A GeoJSON Polygon or MultiPolygon in WGS 84 lon/lat: a scene's footprint within one bbox."""
+
+    type: Literal["Polygon", "MultiPolygon"]
+    coordinates: list[Any] = Field(description="GeoJSON coordinates: rings of [lon, lat] positions.")
+
+
+class SeaFractionRequest(BaseModel):
+    """Body of POST /land/sea-fraction."""
+
+    areas: list[SeaArea] = Field(min_length=1, max_length=MAX_SEA_AREAS)
+    samples: int = Field(
+        1024,
+        ge=1,
+        le=MAX_SEA_SAMPLES,
+        description="Grid points per area (about: the grid is square, and the area's vertices are added).",
+    )
+
+
+class SeaFractionResponse(BaseModel):
+    """Per area, in order: the share of its sample points at sea by the GSHHG shoreline, and their number."""
+
+    fractions: list[float]
+    points: list[int]

@@ -3,7 +3,9 @@
 Two readable scenes over the Gulf, each 1024 x 1024 at ~10 m with a dark slick inside one bbox: a projected
 float32 sigma0 COG (UTM 39N, like an RTC) under BBOX_1 and a GCP-georeferenced uint16 amplitude COG (like a
 GRD) under BBOX_2. Beside them, items whose asset is missing (404) or not a TIFF, one in EW mode and one
-without VV (both to be left out by the search). The server is tests/stac_server.py, a real process.
+without VV (both to be left out by the search), and one over inland Saudi Arabia (BBOX_LAND), whose windows
+are all land: never to be read (its asset does not exist either). The server is tests/stac_server.py, a
+real process.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ UTM = rasterio.Affine(10.0, 0.0, 549_600.0, 0.0, -10.0, 2_986_540.0)  # ~26.9-27
 GCP_ORIGIN, GCP_STEP = (51.2, 27.2), 1e-4  # the GRD's first pixel; degrees per pixel (~10 m)
 BBOX_1 = (51.52, 26.93, 51.55, 26.96)  # inside the projected scene
 BBOX_2 = (51.23, 27.14, 51.26, 27.17)  # inside the GRD
+BBOX_LAND = (46.70, 24.50, 46.73, 24.53)  # inland Saudi Arabia, under SCENE_LAND only
 COLLECTION = "sentinel-1-grd"
 SECRET = "sig=SECRET-not-to-be-shown"
 SCENE_UTM, SCENE_GRD = "S1A_IW_GRDH_1SDV_20260601T024107_UTM", "S1B_IW_GRDH_1SDV_20260602T140000_GCP"
+SCENE_LAND = "S1A_IW_GRDH_1SDV_20260601T100000_LAND"  # its file does not exist: read, it would fail
 SCENE_MISSING, SCENE_CORRUPT = (
     "S1A_IW_GRDH_1SDV_20260531T030000_MISSING",
     "S1A_IW_GRDH_1SDV_20260531T030500_CORRUPT",
@@ -129,6 +133,7 @@ def write_catalogue(folder: Path, base_url: str) -> dict[str, int]:
     items = [
         _item(SCENE_UTM, f"{url}/utm.tif", utm_bounds, "2026-06-01T02:41:07Z"),
         _item(SCENE_GRD, f"{url}/grd.tif", grd_bounds, "2026-06-02T14:00:00Z"),
+        _item(SCENE_LAND, f"{url}/land.tif?{SECRET}", (46.6, 24.4, 46.9, 24.7), "2026-06-01T10:00:00Z"),
         _item(SCENE_MISSING, f"{url}/missing.tif?{SECRET}", utm_bounds, "2026-05-31T03:00:00Z"),
         _item(SCENE_CORRUPT, f"{url}/corrupt.tif?{SECRET}", utm_bounds, "2026-05-31T03:05:00Z"),
         _item(

@@ -111,7 +111,8 @@ def follow(client: httpx.Client, job_id: str, poll: float) -> dict[str, Any]:
         read = area.get("bytes_read")
         size = f" ({human_bytes(read)} downloaded)" if read is not None else ""
         found, failed = area["scenes_found"], area["scenes_failed"]
-        print(f"{found} scenes found, {area['scenes_fetched'] - failed} read{size}, {failed} failed")
+        land = f", {area['scenes_on_land']} on land (not read)" if area.get("scenes_on_land") else ""
+        print(f"{found} scenes found, {area['scenes_fetched'] - failed} read{size}, {failed} failed{land}")
     reason = area.get("reason")
     if reason:
         print(f"job {job_id} failed: {reason}")

@@ -26,7 +26,16 @@ class AreaProgress(BaseModel):
     """Where an area job stands: the stages' counters and, once it failed as a whole, why."""
 
     data_source: str
-    scenes_found: int | None = Field(None, description="Scenes the search kept (null while searching).")
+    scenes_found: int | None = Field(
+        None, description="Scenes the search kept to read, at sea (null while searching)."
+    )
+    scenes_on_land: int = Field(
+        0,
+        description="Scenes found that cover only land inside the bboxes: not fetched, not in scenes_found.",
+    )
+    sea_check: str | None = Field(
+        None, description="done, off (AREA_SEA_SAMPLES=0) or unavailable (the ML service did not answer)."
+    )
     scenes_fetched: int = Field(0, description="Scenes whose windows have been read (or failed) so far.")
     scenes_failed: int = Field(0, description="Scenes that could not be read (their windows are in errors).")
     windows: int = Field(0, description="Windows read: one per scene and bbox it touches.")

@@ -1,6 +1,7 @@
 """area.json, written by the fetching stage into the job's folder: what was asked, which scenes were found,
-which windows were read from each and why some were not. The archive's scenes.json is this file; the
-archive writer reads it (backend.storage.area_archive) to report the scenes and clip the slicks."""
+which windows were read from each and why some were not, and the scenes not read because inside the bboxes
+they cover only land. The archive's scenes.json is this file; the archive writer reads it
+(backend.storage.area_archive) to report the scenes and clip the slicks."""
 
 from __future__ import annotations
 
@@ -39,6 +40,14 @@ class AreaManifest(BaseModel):
     collection: str
     datetime_window: tuple[str, str]
     scenes: list[SceneReport]
+    sea_check: Literal["done", "off", "unavailable"] = Field(
+        "done",
+        description="Whether the windows were checked for sea before reading (backend.sources.sea): off "
+        "with AREA_SEA_SAMPLES=0, unavailable when the ML service could not answer (all scenes kept).",
+    )
+    scenes_on_land: list[Scene] = Field(
+        [], description="Scenes found whose footprint holds no sea inside the bboxes: not read."
+    )
 
     @property
     def bboxes(self) -> list[BBox]:

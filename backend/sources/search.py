@@ -2,8 +2,9 @@
 
 pystac-client runs the STAC API item search (one per bbox, the items merged by id); its answers are then
 kept only for IW scenes with VV and the source's asset. The closest in time to the requested date come
-first, `max_scenes` at most. A catalogue that cannot be reached, times out or answers 5xx is asked again
-(STAC_RETRIES, backoff doubling); a 4xx is final. SearchFailed carries the reason, credentials redacted.
+first; which of them touch the sea, `max_scenes` at most, is backend.sources.sea's to say. A catalogue
+that cannot be reached, times out or answers 5xx is asked again (STAC_RETRIES, backoff doubling); a 4xx
+is final. SearchFailed carries the reason, credentials redacted.
 """
 
 from __future__ import annotations
@@ -47,7 +48,12 @@ class Scene(BaseModel):
     href: str = Field(
         "", exclude=True, description="The asset's URL, unsigned (not reported: it may carry keys)."
     )
-    bboxes: list[int] = Field(description="Indices of the request's bboxes the footprint touches.")
+    bboxes: list[int] = Field(
+        description="Indices of the request's bboxes the footprint touches and whose window is read (at sea)."
+    )
+    bboxes_on_land: list[int] = Field(
+        [], description="Indices of the bboxes the footprint touches only on land: their windows not read."
+    )
 
 
 def search_scenes(
@@ -60,7 +66,8 @@ def search_scenes(
     backoff: float,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[Scene]:
-    """The scenes to read, closest in time first; SearchFailed if the catalogue cannot be searched."""
+    """The scenes found, closest in time first (all of them: backend.sources.sea keeps `max_scenes` of
+    those at sea); SearchFailed if the catalogue cannot be searched."""
     attempts = retries + 1
     for attempt in range(1, attempts + 1):
         try:
@@ -105,7 +112,7 @@ def _search(source: SourceConfig, request: AreaJobRequest, *, max_items: int, ti
         taken = datetime.fromisoformat(scene.datetime.replace("Z", "+00:00"))
         return abs((taken - noon).total_seconds())
 
-    return sorted(found.values(), key=lambda s: (distance(s), s.item_id))[: request.max_scenes]
+    return sorted(found.values(), key=lambda s: (distance(s), s.item_id))
 
 
 def _scene(item: pystac.Item, source: SourceConfig, request: AreaJobRequest) -> Scene | None:

@@ -25,6 +25,9 @@ class AreaSettings(BaseSettings):
     AREA_SCENE_MAX_PIXELS: int = Field(60_000_000, ge=1)
     # Items asked of the catalogue per bbox before filtering (IW, VV, the asset present).
     STAC_MAX_ITEMS: int = Field(200, ge=1)
+    # Points per window (a scene's footprint within a bbox) checked against the GSHHG shoreline by the ML
+    # service before reading: a window with none at sea is not read (backend.sources.sea); 0 = no check.
+    AREA_SEA_SAMPLES: int = Field(1024, ge=0, le=4096)
     STAC_TIMEOUT_SECONDS: float = Field(30.0, gt=0)
     STAC_RETRIES: int = Field(3, ge=0)  # more attempts after the first, backoff doubling
     STAC_RETRY_BACKOFF_SECONDS: float = Field(2.0, ge=0)

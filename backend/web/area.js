@@ -10,7 +10,8 @@ function areaLabel(status) {
   if (status.state === "fetching") {
     const found = area.scenes_found ?? 0;
     const read = area.bytes_read == null ? "" : `, ${formatBytes(area.bytes_read)} read`;
-    return `fetching: ${area.scenes_fetched} of ${plural(found, "scene")}${read}`;
+    const land = area.scenes_on_land ? ` (${area.scenes_on_land} more on land, not read)` : "";
+    return `fetching: ${area.scenes_fetched} of ${plural(found, "scene")}${land}${read}`;
   }
   if (!status.total) return area.reason || "no window to segment";
   return `${status.done + status.failed} of ${plural(status.total, "window")}`;

@@ -1,5 +1,8 @@
 """The first stages of an area job, as a plain function of (context, job id): searching, then fetching.
 
+Searching asks the catalogue (backend.sources.search), then the ML service which of the scenes' windows
+touch the sea (backend.sources.sea): windows all on land are not read, scenes all on land not fetched.
+
 The scenes' windows are written into the job's upload.zip (stored), as if the analyst had uploaded them,
 and recorded as the job's images; the chord that segments and archives them is the uploads' own
 (backend.worker.launch.send_chord). A scene that cannot be read fails alone: its windows are recorded as
@@ -23,6 +26,7 @@ from backend.sources.access import AccessError, asset_url, gdal_headers, redact
 from backend.sources.config import SourceConfig
 from backend.sources.manifest import AreaManifest, SceneReport, SceneWindow, write_manifest
 from backend.sources.request import AreaJobRequest
+from backend.sources.sea import SeaSplit, pick_sea_scenes
 from backend.sources.search import Scene, SearchFailed, search_scenes
 from backend.sources.window import SceneReadError, WindowData, gdal_options, read_windows
 from backend.storage.layout import UserDir, output_names
@@ -65,7 +69,7 @@ def run(ctx: WorkerContext, job_id: str, settings: Settings) -> Outcome:
     if source is None:
         return _fail(ctx, job, f"the source {request.data_source!r} is no longer configured")
     try:
-        scenes = search_scenes(
+        found = search_scenes(
             source,
             request,
             max_items=settings.STAC_MAX_ITEMS,
@@ -76,12 +80,20 @@ def run(ctx: WorkerContext, job_id: str, settings: Settings) -> Outcome:
     except SearchFailed as exc:
         return _fail(ctx, job, f"search failed: {exc}")
     start, end = (t.isoformat() for t in request.window())
-    if not scenes:
+    if not found:
         return _fail(
             ctx,
             job,
             f"no scene found: no Sentinel-1 IW scene with VV in {source.collection} of "
             f"{request.data_source} touches the bboxes between {start} and {end}",
+        )
+    split = _sea_scenes(ctx, job_id, request, found, settings)
+    scenes = split.kept
+    if not scenes:
+        return _fail(
+            ctx,
+            job,
+            f"no scene found: the {len(split.on_land)} scenes found cover only land inside the bboxes",
         )
     if not store.transition(job_id, JobState.FETCHING, [JobState.SEARCHING]):
         return Outcome()
@@ -96,9 +108,27 @@ def run(ctx: WorkerContext, job_id: str, settings: Settings) -> Outcome:
         collection=source.collection,
         datetime_window=(start, end),
         scenes=reports,
+        sea_check=split.check,
+        scenes_on_land=split.on_land,
     )
     write_manifest(folder.root, manifest)
     return _record_images(ctx, job, folder, reports)
+
+
+def _sea_scenes(
+    ctx: WorkerContext, job_id: str, request: AreaJobRequest, found: list[Scene], settings: Settings
+) -> SeaSplit:
+    """The scenes to read, `max_scenes` of those with a window at sea (backend.sources.sea); those on land
+    counted and logged, the check's failure logged (every scene kept then)."""
+    split = pick_sea_scenes(
+        found, request, ctx.ml.sea_fractions, samples=settings.AREA_SEA_SAMPLES, limit=request.max_scenes
+    )
+    AreaRecords(ctx.store).update(job_id, scenes_on_land=len(split.on_land), sea_check=split.check)
+    if split.problem is not None:
+        job_event("sea_check_unavailable", job_id, error=split.problem)
+    for scene in split.on_land:
+        job_event("scene_on_land", job_id, scene=scene.item_id, bboxes=len(scene.bboxes_on_land))
+    return split
 
 
 def _fetch(

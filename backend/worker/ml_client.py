@@ -1,5 +1,6 @@
-"""Client of the ML service's POST /segment and /segment/batch: one MLClient per worker process, on one pooled
-httpx.Client (on urllib3: backend.worker.ml_transport), with retries and backoff.
+"""Client of the ML service's POST /segment, /segment/batch, /segment/scene and /land/sea-fraction: one
+MLClient per worker process, on one pooled httpx.Client (on urllib3: backend.worker.ml_transport), with
+retries and backoff.
 
 Connection errors, timeouts and 5xx are retried (the service may be restarting or overloaded); a 4xx is
 final (the image itself is the problem), so it is raised at once with the service's own explanation.
@@ -19,6 +20,7 @@ import random
 import time
 import zipfile
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -37,6 +39,8 @@ from common.wire import (
     ErrorDetail,
     GeoInfo,
     SceneRequest,
+    SeaFractionRequest,
+    SeaFractionResponse,
     geo_mask_entry,
     mask_entry,
     overlay_entry,
@@ -162,6 +166,20 @@ class MLClient:
             raise outcome
         return outcome
 
+    def sea_fractions(self, areas: Sequence[dict[str, Any]], samples: int) -> list[float]:
+        """Share at sea of each GeoJSON polygon (lon/lat) by the service's land mask, in order: POST
+        /land/sea-fraction; MLServiceError as the other calls (an area search keeps its scenes: fail open)."""
+        body = SeaFractionRequest.model_validate({"areas": areas, "samples": samples}).model_dump()
+        label = f"sea check of {len(areas)} windows"
+        response = self._call(lambda: self.http.post("/land/sea-fraction", json=body), label, "the areas")
+        try:
+            answer = SeaFractionResponse.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise MLServiceError(f"ML service returned an unreadable answer ({exc})") from exc
+        if len(answer.fractions) != len(areas):
+            raise MLServiceError(f"{len(answer.fractions)} sea fractions for {len(areas)} areas")
+        return answer.fractions
+
     def _post(self, data: bytes, filename: str) -> httpx.Response:
         """POST /segment?overlay=true: the service renders the overlay too; the worker decodes no image."""
         files = {"file": (filename, data, _content_type(filename))}
@@ -172,7 +190,9 @@ class MLClient:
         params = {"overlay": "true", "geo": "true"}
         return self.http.post("/segment/batch", params=params, files=files)
 
-    def _call(self, send: Callable[[], httpx.Response], label: str) -> httpx.Response:
+    def _call(
+        self, send: Callable[[], httpx.Response], label: str, subject: str = "the image"
+    ) -> httpx.Response:
         """The 200 answer of `send()`, retried on transport errors and 5xx; MLServiceError otherwise."""
         down = self.service_down()
         attempts = 1 if down else self.retries + 1
@@ -190,7 +210,7 @@ class MLClient:
                 detail = _error_detail(response)
                 if response.status_code < 500:
                     raise MLServiceError(
-                        f"ML service rejected the image: {detail}", status_code=response.status_code
+                        f"ML service rejected {subject}: {detail}", status_code=response.status_code
                     )
                 problem = f"ML service error {response.status_code}: {detail}"
             if attempt + 1 < attempts:

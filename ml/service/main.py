@@ -2,7 +2,7 @@
 
 Builds the app: the model is loaded once in the lifespan and kept on `app.state`, with the settings and
 the semaphore that bounds how many requests segment at once (memory and cores are finite). The endpoints
-are ml.service.routes, their dependencies ml.service.deps.
+are ml.service.routes and ml.service.land_routes, their dependencies ml.service.deps.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from common.priority import lower_process_priority
 from ml.imaging import configure_pixel_limit
 from ml.inference import Segmenter
+from ml.service import land_routes
 from ml.service.body_limit import BodyLimitMiddleware
 from ml.service.config import Settings, settings
 from ml.service.routes import router
@@ -65,6 +66,7 @@ def create_app(config: Settings = settings, *, lower_priority: bool = False) -> 
     app.state.cancelled = 0
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(router)
+    app.include_router(land_routes.router)
     return app
 
 

@@ -2,7 +2,8 @@
 search by pystac-client, windows read by GDAL over HTTP range requests, segmentation, the archive.
 
 Two bboxes over two readable scenes (a projected COG, a GCP-georeferenced GRD), plus a scene whose file is
-missing (404) and one that is not a TIFF: those two end in `errors`, the rest completes. A catalogue that is
+missing (404) and one that is not a TIFF: those two end in `errors`, the rest completes; a scene whose
+window is all land (the ML service's land mask says) is not fetched, and reported. A catalogue that is
 down is retried, then the job fails with the reason; a date with no scene ends failed, saying so.
 """
 
@@ -24,8 +25,10 @@ import rasterio
 from area_samples import (
     BBOX_1,
     BBOX_2,
+    BBOX_LAND,
     SCENE_CORRUPT,
     SCENE_GRD,
+    SCENE_LAND,
     SCENE_MISSING,
     SCENE_UTM,
     SECRET,
@@ -120,7 +123,7 @@ def states_announced(stack: Stack) -> Iterator[Callable[[str], list[str]]]:
 def test_two_bboxes_two_scenes_one_missing_one_corrupt(area_stack: tuple[Stack, dict[str, int]]) -> None:
     stack, sizes = area_stack
     with states_announced(stack) as states:
-        job = ask(stack, max_scenes=5)
+        job = ask(stack, bboxes=[BBOX_1, BBOX_2, BBOX_LAND], max_scenes=4)
         status = follow(stack, job)
         assert states(job["job_id"]) == ["searching", "fetching", "processing", "archiving", "completed"], (
             status
@@ -128,13 +131,15 @@ def test_two_bboxes_two_scenes_one_missing_one_corrupt(area_stack: tuple[Stack, 
     assert status["state"] == "completed", status
     area = status["area"]
     assert status["kind"] == "area"
-    # EW and HH-only items are left out by the search; four scenes remain, two unreadable.
+    # EW and HH-only items are left out by the search; the one over land (the closest in time) is not
+    # fetched and takes no place among max_scenes; four scenes remain, two unreadable.
     assert (area["scenes_found"], area["scenes_fetched"], area["scenes_failed"], area["windows"]) == (
         4,
         4,
         2,
         2,
     )
+    assert (area["scenes_on_land"], area["sea_check"]) == (1, "done"), area
     # Range requests: only a part of the two readable files came over the wire.
     assert 0 < area["bytes_read"] < 0.8 * (sizes["utm.tif"] + sizes["grd.tif"]), area
     errors = {e["name"].split("/")[0]: e["error"] for e in status["errors"]}
@@ -164,6 +169,11 @@ def test_two_bboxes_two_scenes_one_missing_one_corrupt(area_stack: tuple[Stack, 
     assert scenes[SCENE_GRD]["windows"][0]["warped"] is True
     assert scenes[SCENE_UTM]["windows"][0]["warped"] is False
     assert scenes[SCENE_MISSING]["status"] == "failed"
+    manifest = json.loads(zf.read("scenes.json"))
+    assert manifest["sea_check"] == "done"
+    assert [(s["item_id"], s["bboxes"], s["bboxes_on_land"]) for s in manifest["scenes_on_land"]] == [
+        (SCENE_LAND, [], [2])
+    ]
     assert SECRET not in zf.read("scenes.json").decode()
     # The COG masks keep the windows' georeference: inside their bboxes, give or take a pixel.
     for scene, bbox in ((SCENE_UTM, BBOX_1), (SCENE_GRD, BBOX_2)):
@@ -193,6 +203,7 @@ def test_two_bboxes_two_scenes_one_missing_one_corrupt(area_stack: tuple[Stack, 
     log = Path(stack.log_path("worker")).read_text(errors="replace")
     assert SECRET not in log
     assert f"job {job['job_id']} scene_failed scene={SCENE_MISSING}" in log
+    assert f"job {job['job_id']} scene_on_land scene={SCENE_LAND}" in log
 
 
 def test_catalogue_down_is_retried_then_fails_with_the_reason(
@@ -215,6 +226,15 @@ def test_no_scene_found_ends_failed_saying_so(area_stack: tuple[Stack, dict[str,
     assert status["area"]["reason"].startswith("no scene found: no Sentinel-1 IW scene"), status
     assert status["area"]["scenes_found"] is None and status["total"] == 0
     assert httpx.get(f"{stack.api_url}{status['download_url']}", timeout=10).status_code in (404, 409, 410)
+
+
+def test_scenes_all_on_land_end_failed_saying_so(area_stack: tuple[Stack, dict[str, int]]) -> None:
+    stack, _ = area_stack
+    status = follow(stack, ask(stack, bboxes=[BBOX_LAND]), timeout=60)
+    assert status["state"] == "failed"
+    reason = status["area"]["reason"]
+    assert reason == "no scene found: the 1 scenes found cover only land inside the bboxes", status
+    assert status["area"]["scenes_on_land"] == 1 and status["total"] == 0 and status["errors"] == []
 
 
 def test_cli_area_follows_the_stages_and_saves_the_archive(
@@ -280,6 +300,11 @@ def test_web_page_draws_a_box_and_follows_an_area_job(
         " area: {scenes_found: 4, scenes_fetched: 2, bytes_read: 2048}})"
     )
     assert label == "fetching: 2 of 4 scenes, 2.0 KB read"
+    label = page.evaluate(
+        "areaLabel({state: 'fetching', total: 0, done: 0, failed: 0,"
+        " area: {scenes_found: 4, scenes_fetched: 2, scenes_on_land: 1, bytes_read: 2048}})"
+    )
+    assert label == "fetching: 2 of 4 scenes (1 more on land, not read), 2.0 KB read"
     # A date without scenes: the page says why the job failed.
     page.fill("#area-date", "2025-01-10")
     page.click("#area-submit")
