@@ -14,7 +14,7 @@ from typing import cast
 
 from pydantic import BaseModel, Field
 
-from backend.jobs.keys import ACTIVE_INDEX, CREATED_INDEX, hash_fields, job_key, owner_index, touch, user_key
+from backend.jobs.keys import hash_fields, job_key, touch
 from backend.jobs.models import ACTIVE_STATES, JobState
 from backend.jobs.store import JobStore
 from backend.sources.request import AreaJobRequest
@@ -54,29 +54,9 @@ class AreaRecords:
 
     def create(self, job_id: str, user_hash: str, request: AreaJobRequest, owner: str | None = None) -> float:
         """A queued area job with no images yet; returns created_at. `owner` as for an upload (auth on)."""
-        now = time.time()
         pipe = self.client.pipeline()
-        record: dict[str, str | int | float] = {
-            "job_id": job_id,
-            "user_hash": user_hash,
-            "state": JobState.QUEUED,
-            "total": 0,
-            "created_at": now,
-            "kind": "area",
-        }
-        if owner is not None:
-            record["owner"] = owner
-            pipe.zadd(owner_index(owner), {job_id: now})
-            pipe.expire(owner_index(owner), self.store.record_ttl)
-        pipe.hset(job_key(job_id), mapping=record)  # type: ignore[arg-type]
-        pipe.hset(
-            job_key(job_id, AREA),
-            mapping={"request": request.model_dump_json(), "data_source": request.data_source},
-        )
-        pipe.set(user_key(user_hash), job_id)
-        pipe.zadd(ACTIVE_INDEX, {job_id: now + self.store.deadline_s})
-        pipe.zadd(CREATED_INDEX, {job_id: now})
-        touch(pipe, job_id, user_hash, self.store.record_ttl)
+        fields = {"request": request.model_dump_json(), "data_source": request.data_source}
+        now = self.store.add_queued_job(pipe, job_id, user_hash, 0, owner, kind="area", parts={AREA: fields})
         pipe.execute()
         return now
 

@@ -105,28 +105,49 @@ class JobStore:
         `outputs` maps each input name to its output name, `entries` to its ZipEntry record in upload.zip;
         `owner` (with auth on) is also indexed for its GET /api/tasks.
         """
-        now = time.time()
         pipe = self.client.pipeline()
+        parts = {":inputs": outputs, ":entries": entries}
+        now = self.add_queued_job(pipe, job_id, user_hash, len(outputs), owner, parts=parts)
+        pipe.execute()
+        return now
+
+    def add_queued_job(
+        self,
+        pipe: redis.client.Pipeline,
+        job_id: str,
+        user_hash: str,
+        total: int,
+        owner: str | None = None,
+        kind: str | None = None,
+        parts: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> float:
+        """Queue on `pipe` what every new job writes (record, user key, owner and time indexes); created_at.
+
+        `parts` maps a key suffix (JOB_SUFFIXES) to its hash: an upload's inputs and entries (create_job), an
+        area job's request (backend.jobs.areas). They are written before the TTLs are set on every key.
+        """
+        now = time.time()
         record: dict[str, str | int | float] = {
             "job_id": job_id,
             "user_hash": user_hash,
             "state": JobState.QUEUED,
-            "total": len(outputs),
+            "total": total,
             "created_at": now,
         }
+        if kind is not None:
+            record["kind"] = kind
         if owner is not None:
             record["owner"] = owner
             pipe.zadd(owner_index(owner), {job_id: now})
             pipe.expire(owner_index(owner), self.record_ttl)
         pipe.hset(job_key(job_id), mapping=record)  # type: ignore[arg-type]
-        pipe.hset(job_key(job_id, ":inputs"), mapping=hash_fields(outputs))
-        if entries:
-            pipe.hset(job_key(job_id, ":entries"), mapping=hash_fields(entries))
+        for suffix, fields in (parts or {}).items():
+            if fields:  # Redis has no empty hash
+                pipe.hset(job_key(job_id, suffix), mapping=hash_fields(fields))
         pipe.set(user_key(user_hash), job_id)
         pipe.zadd(ACTIVE_INDEX, {job_id: now + self.deadline_s})
         pipe.zadd(CREATED_INDEX, {job_id: now})
         touch(pipe, job_id, user_hash, self.record_ttl)
-        pipe.execute()
         return now
 
     def delete_job(self, job_id: str, user_hash: str) -> None:
