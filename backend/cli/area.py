@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from backend.cli.http import EXIT_JOB_FAILED
+from backend.cli import archive
 from backend.cli.http import check as _check
 from backend.cli.progress import human_bytes
 
@@ -50,7 +50,7 @@ def add_command(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from backend.cli import main as cli  # main registers this module: imported here, not at the top
 
-    cli._check_out(args.out)
+    archive.check_out(args.out)
     body = {
         "bboxes": args.bbox,
         "date": args.date,
@@ -65,18 +65,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         start, end = job["datetime_window"]
         print(f"job {job['job_id']}: {args.source}, {start} .. {end}; user hash {job['user_hash']}")
-        if not (args.wait or args.out):
-            print(f"status: {args.api.rstrip('/')}{job['status_url']}")
-            return 0
-        status = follow(client, job["job_id"], args.poll)
-        if status["state"] != "completed":
-            return EXIT_JOB_FAILED
-        cli._print_slicks(client, job["user_hash"])
-        if args.out:
-            cli._download(client, job["user_hash"], args.out)
-        else:
-            print(f"download: {args.api.rstrip('/')}{job['download_url']}")
-    return 0
+        return archive.follow_to_archive(client, args, job, follow)
 
 
 def stage(status: dict[str, Any]) -> str:

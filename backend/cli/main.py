@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,16 +17,15 @@ from typing import Any
 
 import httpx
 
-from backend.cli import account, area, keys, slicks
+from backend.cli import account, archive, area, keys, slicks
 from backend.cli.http import EXIT_JOB_FAILED, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, CLIError
 from backend.cli.http import check as _check
-from backend.cli.progress import Progress, ProgressReader, human_bytes
+from backend.cli.progress import Progress, ProgressReader
 
 DEFAULT_API = "http://127.0.0.1:8000"
 ACTIVE = ("queued", "searching", "fetching", "processing", "archiving")
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process killed by SIGPIPE
-# The archive's name as the API gives it (Content-Disposition), so the CLI, the browser and `curl -OJ` agree.
-_ARCHIVE_NAME = re.compile(r'filename="?(oilspill-[0-9a-f]{32}\.zip)"?')
+
 __all__ = ["EXIT_JOB_FAILED", "EXIT_REFUSED", "EXIT_UNREACHABLE", "EXIT_USAGE", "CLIError", "main", "parser"]
 
 
@@ -55,22 +53,9 @@ def _print_json(body: Any) -> None:
     print(json.dumps(body, indent=2))
 
 
-def _check_out(out: Path | None) -> None:
-    """Refuse an --out that cannot be written before anything is uploaded or downloaded."""
-    if out is None:
-        return
-    folder = out.parent
-    if out.is_dir():
-        raise CLIError(f"cannot write {out}: it is a folder", EXIT_USAGE)
-    if not folder.is_dir():
-        raise CLIError(f"cannot write {out}: no folder {folder}", EXIT_USAGE)
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise CLIError(f"cannot write {out}: the folder {folder} is not writable", EXIT_USAGE)
-
-
 def upload(args: argparse.Namespace) -> int:
     path: Path = args.zip
-    _check_out(args.out)
+    archive.check_out(args.out)
     try:
         size = path.stat().st_size
         file = path.open("rb")
@@ -99,18 +84,7 @@ def upload(args: argparse.Namespace) -> int:
             _print_json(body)
             return 0
         print(f"job {body['job_id']}: {body['images']} images queued; user hash {body['user_hash']}")
-        if not (args.wait or args.out):
-            print(f"status: {args.api.rstrip('/')}{body['status_url']}")
-            return 0
-        job = _wait(client, body["job_id"], args.poll)
-        if job["state"] != "completed":
-            return EXIT_JOB_FAILED
-        _print_slicks(client, body["user_hash"])
-        if args.out:
-            _download(client, body["user_hash"], args.out)
-        else:
-            print(f"download: {args.api.rstrip('/')}{body['download_url']}")
-    return 0
+        return archive.follow_to_archive(client, args, body, _wait)
 
 
 def _wait(client: httpx.Client, job_id: str, poll: float) -> dict[str, Any]:
@@ -136,47 +110,6 @@ def _wait(client: httpx.Client, job_id: str, poll: float) -> dict[str, Any]:
     return job
 
 
-def _download(client: httpx.Client, user_hash: str, out: Path | None) -> None:
-    """Stream the archive to `out` through a .part file, so a broken download leaves no truncated zip.
-
-    Without `out`, the archive takes the name the API gives it (oilspill-<job_id>.zip) in the current folder.
-    """
-    with client.stream("GET", f"/api/download/{user_hash}") as response:
-        _check(response)
-        if out is None:
-            found = _ARCHIVE_NAME.search(response.headers.get("content-disposition", ""))
-            out = Path(found.group(1) if found else f"oilspill-{user_hash}.zip")
-        _save(response, out)
-    print(f"saved {out} ({human_bytes(out.stat().st_size)})")
-
-
-def _save(response: httpx.Response, out: Path) -> None:
-    partial = out.with_name(out.name + ".part")
-    progress = Progress(f"download {out.name}", unit="bytes")
-    try:
-        total = int(response.headers.get("content-length", 0)) or None
-        received = 0
-        with partial.open("wb") as sink:
-            for chunk in response.iter_bytes(1024 * 1024):
-                sink.write(chunk)
-                received += len(chunk)
-                progress.update(received, total)
-        partial.replace(out)
-    except OSError as exc:
-        raise CLIError(f"cannot write {out}: {exc.strerror or exc}", EXIT_USAGE) from exc
-    finally:
-        progress.close()
-        partial.unlink(missing_ok=True)
-
-
-def _print_slicks(client: httpx.Client, user_hash: str) -> None:
-    """The finished job's slick table; a problem fetching it is a warning (the job itself is done)."""
-    try:
-        print(slicks.table(slicks.fetch(client, user_hash)))
-    except CLIError as exc:
-        print(f"warning: cannot list the slicks: {exc}", file=sys.stderr)
-
-
 def show_slicks(args: argparse.Namespace) -> int:
     with _client(args) as client:
         collection = slicks.fetch(client, args.key)
@@ -188,9 +121,9 @@ def show_slicks(args: argparse.Namespace) -> int:
 
 
 def download(args: argparse.Namespace) -> int:
-    _check_out(args.out)
+    archive.check_out(args.out)
     with _client(args) as client:
-        _download(client, args.user_hash, args.out)
+        archive.download(client, args.user_hash, args.out)
     return 0
 
 
