@@ -3,17 +3,15 @@ and a foreign server answering on a port is never taken for one of ours."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from json_server import serve_json
 
 from scripts import ports
 
@@ -29,24 +27,8 @@ def free_port() -> int:
 @pytest.fixture
 def foreign() -> Iterator[int]:
     """A real HTTP server, not ours, answering 200 with JSON to every GET; its port."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = json.dumps({"status": "ok", "info": {"title": "someone else's app"}}).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield int(server.server_address[1])
-    server.shutdown()
-    server.server_close()
+    with serve_json({"status": "ok", "info": {"title": "someone else's app"}}) as port:
+        yield port
 
 
 @pytest.mark.parametrize("setting", ["API_PORT", "ML_PORT", "EMBEDDED_REDIS_PORT"])

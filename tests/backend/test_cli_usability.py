@@ -6,13 +6,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
+from json_server import serve_json
 
 from backend.cli import main as cli
 
@@ -86,25 +85,8 @@ def test_download_takes_the_name_the_api_gives(
 @pytest.fixture
 def stub_api() -> Iterator[str]:
     """A real HTTP server answering every status with a failed job of 2000 errors (a long --json)."""
-    body = json.dumps(failed_job(2000)).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_json(failed_job(2000)) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_installed_command_works_from_any_folder_and_ends_quietly_when_the_reader_stops(
