@@ -34,14 +34,25 @@ def dihedral(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[to
     return x, y
 
 
-def radiometric(x: torch.Tensor, gen: torch.Generator, p_identity: float = 0.15) -> torch.Tensor:
-    """(N, 1, H, W) grey levels in [0, 1] (NaN = nodata) re-rendered by a random processing chain per tile."""
+def radiometric(
+    x: torch.Tensor, gen: torch.Generator, p_identity: float = 0.15, log_share: float = 0.0
+) -> torch.Tensor:
+    """(N, 1, H, W) grey levels in [0, 1] (NaN = nodata) re-rendered by a random processing chain per tile.
+
+    `log_share` of the tiles also get the amplitude reading's log curve (0 keeps the recipe of the round 2
+    weights' first run, which did not have it).
+    """
     n, _, h, w = x.shape
     out = x.clone()
     # Log/linear renderings: x -> (e^(kx) - 1) / (e^k - 1), k < 0 log-like, k > 0 exp-like (k = 0: identity).
     k = _uniform(n, -5.0, 5.0, gen) * _chance(n, 0.5, gen)
     curved = torch.expm1(k * out) / torch.expm1(k).where(k != 0, torch.ones_like(k))
     out = torch.where(k != 0, curved, out)
+    # A rendering read as amplitude (the service takes 20·log10 of 16-bit numbers): x -> log(x + eps),
+    # much steeper near black than any curve above, which is where the oil is; eps 0.5/255 to 0.05.
+    eps = torch.exp(_uniform(n, -6.24, -3.0, gen))
+    logged = torch.log((out + eps) / eps) / torch.log((1 + eps) / eps)
+    out = torch.where(_chance(n, log_share, gen), logged, out)
     gamma = torch.exp(_uniform(n, -0.8, 0.8, gen)).where(_chance(n, 0.5, gen), torch.ones(n, 1, 1, 1))
     out = out.clamp_min(0) ** gamma
     # Gain, offset and contrast as one affine map, clipped as an 8-bit tool would.

@@ -31,6 +31,7 @@ from ml.training.data import (
 from ml.training.losses import LOSSES
 from ml.training.model import ARCHITECTURES, CHANNELS, build_model, count_parameters
 from ml.training.validation import normalised, validate
+from ml.training.warmstart import check_against_onnx, load_folded
 
 log = logging.getLogger("ml.training.train")
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -72,6 +73,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="random zoom-in of training batches by up to this factor (1 = off), half of the batches",
     )
     p.add_argument(
+        "--init",
+        type=Path,
+        help="start from these weights (an exported .onnx or a checkpoint .pt) instead of random ones",
+    )
+    p.add_argument(
+        "--log-share",
+        type=float,
+        default=0.0,
+        help="share of tiles rendered through the amplitude reading's log curve (augmentation)",
+    )
+    p.add_argument(
         "--loss",
         choices=sorted(LOSSES),
         default="dice",
@@ -108,10 +120,12 @@ def zoom(
     return x, y
 
 
-def augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def augment(
+    x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, log_share: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Geometry, a random processing chain, nodata borders, then the service's own normalisation."""
     x, y = dihedral(x, y, gen)
-    x, y = nodata_border(radiometric(x, gen), y, gen)
+    x, y = nodata_border(radiometric(x, gen, log_share=log_share), y, gen)
     return percentile_stretch(x), y
 
 
@@ -147,6 +161,22 @@ def save_atomic(obj: dict[str, Any], path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def initialise(model: torch.nn.Module, path: Path, train_images: np.ndarray) -> None:
+    """Earlier weights: a checkpoint's as they are, an ONNX file's unfolded (ml.training.warmstart)."""
+    if path.suffix == ".pt":
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["model"])
+        log.info("weights from %s", path)
+        return
+    picks = np.random.default_rng(0).choice(len(train_images), size=32, replace=False)
+    tiles, _ = normalised(train_images[np.sort(picks)])
+    calibration = torch.from_numpy(tiles).float().div_(255).unsqueeze(1)
+    load_folded(model, path, calibration)
+    error = check_against_onnx(model, path, calibration[:4])
+    if error > 1e-3:
+        raise SystemExit(f"{path}: the unfolded weights differ from the ONNX model by {error:.2g}")
+    log.info("weights from %s (unfolded; largest difference to the ONNX model %.1g)", path, error)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -186,7 +216,10 @@ def main(argv: list[str] | None = None) -> None:
         len(val_idx),
     )
 
-    model = build_model(args.arch, args.channels).to(device)
+    model = build_model(args.arch, args.channels)
+    if args.init is not None and not args.resume:
+        initialise(model, args.init, tr_x)
+    model = model.to(device)
     ema = (
         torch.optim.swa_utils.AveragedModel(
             model,
@@ -233,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
                 x = torch.cat([x, extra])
                 y = torch.cat([y, torch.zeros_like(extra)])
             x, y = zoom(x, y, gen, args.zoom)
-            x, y = augment(x, y, gen)
+            x, y = augment(x, y, gen, args.log_share)
             loss = LOSSES[args.loss](logits_of(model, x.to(device)), y.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]

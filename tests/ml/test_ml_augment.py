@@ -58,6 +58,19 @@ def test_radiometric_keeps_shape_range_and_nodata() -> None:
     assert any(not torch.allclose(torch.nan_to_num(o), torch.nan_to_num(x)) for o in outs)
 
 
+def test_the_log_rendering_spreads_the_darkest_levels_apart() -> None:
+    """log_share = 1 sends every tile through log(x + eps): the amplitude reading's steep curve near black."""
+    x = torch.linspace(0, 1, 256).view(1, 1, 16, 16).repeat(256, 1, 1, 1)
+
+    def dark_span(log_share: float) -> torch.Tensor:
+        out = radiometric(x, torch.Generator().manual_seed(3), p_identity=0.0, log_share=log_share)
+        return (out.flatten(1)[:, 32] - out.flatten(1)[:, 0]).median()
+
+    # The first eighth of the grey scale: a small part of the output without the log curve, half with it.
+    assert dark_span(0.0) < 0.15
+    assert dark_span(1.0) > 0.35
+
+
 def test_nodata_border_is_nan_in_the_image_and_no_oil() -> None:
     x = tiles(40)
     y = torch.ones_like(x)
