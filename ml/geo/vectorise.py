@@ -7,8 +7,9 @@
    corner, so every slick is a valid simple polygon (with holes) that web maps and shapely accept; with
    8-connectivity, rings that touch themselves at a corner are invalid OGC geometry. A corner-only fragment
    becomes its own slick, which the minimum area usually removes.
-3. Per region: the exact pixel count (the area of the stair-step polygon), the member pixels (pixel centres
-   inside the polygon, on its bounding box, so a neighbouring region inside the box does not count), the
+3. Per region: the exact pixel count (the area of the stair-step polygon), the member pixels (the oil of its
+   bounding box when no other region's box overlaps it, else the pixel centres inside the polygon, so a
+   neighbouring region inside the box does not count: ml.geo.regions), the
    median and max model probability over them, and `touches_nodata`: some 8-neighbour of a slick pixel is
    nodata or lies outside the image. Either way the slick may go on where the scene shows nothing, so its
    area is a lower bound.
@@ -30,29 +31,30 @@ Without a Georef the same slicks come back with pixel measures only (`area_km2` 
 Slicks with fewer than `min_pixels` pixels, or (georeferenced) less than `min_area_km2`, are dropped; the rest
 are sorted by area, largest first, with ids 1..n.
 
-Speed (measured on 2 busy cores): a 10,000 x 10,000 mask with four slicks (3,000 to 1.4 million pixels)
-vectorises in 0.5-1 s, georeferenced or not (UTM, GCP polynomial or thin-plate spline alike); GDAL's
-polygonise is linear in the oil's bounding box, the per-slick work in the slick's. A speckled 4,000 x 4,000
-mask (1 % noise, 157,000 specks) takes ~3.5 s to polygonise; measuring costs ~0.2 ms a region, hence
-`max_slicks`.
+Speed (measured on 2 busy cores): a 256x256 tile with one slick 2.8 ms (5.9 ms before GDAL's sieve and
+rasterize were called only where they pay, ml.geo.regions); a 10,000 x 10,000 mask with four slicks (3,000
+to 1.4 million pixels) vectorises in 0.5-1 s, georeferenced or not (UTM, GCP polynomial or thin-plate spline
+alike); GDAL's polygonise is linear in the oil's bounding box, the per-slick work in the slick's. A
+speckled 4,000 x 4,000 mask (1 % noise, 157,000 specks) takes ~3.5 s to polygonise; measuring costs ~0.2 ms
+a region, hence `max_slicks`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import shapely
 from affine import Affine
-from rasterio.features import rasterize, shapes, sieve
-from shapely.geometry import Polygon, shape
+from rasterio.features import shapes, sieve
+from shapely.geometry import Polygon
 
 from ml.geo.georef import GEOD, Georef
+from ml.geo.outline import smooth_outline
+from ml.geo.regions import Box, isolated, member_pixels, pixel_box, touches_nodata, worth_sieving
 
 _EARTH_RADIUS_M = 6_371_008.8
-_SMALL_BOX = 4096  # pixels: below this, shapely's point-in-polygon beats rasterize's per-call cost
 DEFAULT_MAX_SLICKS = 10_000
 
 
@@ -118,24 +120,54 @@ def vectorise(
         dx, dy = georef.pixel_size_m()
         min_px = max(min_px, 0.5 * min_area_km2 * 1e6 / (dx * dy))
     # GDAL's sieve drops the regions under the minimum in C, so that no polygon is built for a speck; the
-    # holes it fills are taken back by the AND, so the slicks that stay keep their exact pixels.
-    keep = box if min_px < 2 else box & sieve(box.view(np.uint8), size=int(min_px), connectivity=4).view(bool)
-    regions: list[tuple[int, Polygon]] = []
-    for geom, _ in shapes(
-        box.view(np.uint8), mask=keep, connectivity=4, transform=Affine.translation(c0, r0)
-    ):
-        polygon = shape(geom)
-        pixels = round(polygon.area)
-        if pixels >= min_px:
-            regions.append((pixels, polygon))
+    # holes it fills are taken back by the AND, so the slicks that stay keep their exact pixels. It costs as
+    # much as polygonising, so it runs only where specks could cost more (ml.geo.regions).
+    keep = box
+    if worth_sieving(box, min_px):
+        keep = box & sieve(box.view(np.uint8), size=int(min_px), connectivity=4).view(bool)
+    polygons = [
+        _polygon(geom["coordinates"])
+        for geom, _ in shapes(
+            box.view(np.uint8), mask=keep, connectivity=4, transform=Affine.translation(c0, r0)
+        )
+    ]
+    boxes = [pixel_box(polygon) for polygon in polygons]
+    alone = isolated(boxes)
+    regions = [
+        (round(polygon.area), i) for i, polygon in enumerate(polygons) if round(polygon.area) >= min_px
+    ]
     regions.sort(key=lambda region: -region[0])
     found: list[Slick] = []
-    for pixels, polygon in regions[:max_slicks]:
-        slick = _measure(polygon, pixels, oil, prob, valid, georef, simplify_px, densify_px, prob_scale)
+    for pixels, i in regions[:max_slicks]:
+        rr0, rr1, cc0, cc1 = boxes[i]
+        member = (
+            keep[rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0]
+            if alone[i]
+            else member_pixels(polygons[i], boxes[i])
+        )
+        slick = _measure(
+            polygons[i],
+            pixels,
+            member,
+            boxes[i],
+            oil.shape,
+            prob,
+            valid,
+            georef,
+            simplify_px,
+            densify_px,
+            prob_scale,
+        )
         if slick.area_km2 is None or slick.area_km2 >= min_area_km2:
             found.append(slick)
     found.sort(key=lambda s: (-(s.area_km2 if s.area_km2 is not None else s.pixels), s.centroid_px))
     return renumber(found)
+
+
+def _polygon(rings: list[list[tuple[float, float]]]) -> Polygon:
+    """A GeoJSON polygon's rings as shapely, through numpy (shapely's `shape` walks every coordinate)."""
+    shell, *holes = (np.asarray(ring, dtype=np.float64) for ring in rings)
+    return Polygon(shell, holes)
 
 
 def renumber(slicks: list[Slick]) -> list[Slick]:
@@ -146,7 +178,9 @@ def renumber(slicks: list[Slick]) -> list[Slick]:
 def _measure(
     polygon: Polygon,
     pixels: int,
-    oil: np.ndarray,
+    member: np.ndarray,
+    box: Box,
+    shape_hw: tuple[int, ...],
     prob: np.ndarray,
     valid: np.ndarray | None,
     georef: Georef | None,
@@ -154,10 +188,10 @@ def _measure(
     densify_px: float,
     prob_scale: float = 1.0,
 ) -> Slick:
-    minx, miny, maxx, maxy = (round(v) for v in polygon.bounds)
-    member = member_pixels(polygon, (miny, maxy, minx, maxx))
-    inside = prob[miny:maxy, minx:maxx][member]
-    touches = _touches_nodata(member, valid, (miny, maxy, minx, maxx), oil.shape)
+    """One region's measures; `member` (bool over `box`) says which pixels of its box are its own."""
+    r0, r1, c0, c1 = box
+    inside = prob[r0:r1, c0:c1][member]
+    touches = touches_nodata(member, valid, box, shape_hw)
     simple = smooth_outline(polygon, simplify_px)
     length_px = _rectangle_sides(simple)[0]
     centroid = simple.centroid
@@ -195,75 +229,10 @@ def _measure(
     )
 
 
-def member_pixels(polygon: Polygon, box: tuple[int, int, int, int]) -> np.ndarray:
-    """Bool (rows, cols) over `box` (r0, r1, c0, c1): pixels whose centre is inside the pixel-edge polygon.
-
-    Point-in-polygon on pixel centres for small boxes (no per-call GDAL overhead), GDAL's rasterize for large.
-    """
-    r0, r1, c0, c1 = box
-    if (r1 - r0) * (c1 - c0) <= _SMALL_BOX:
-        cc, rr = np.meshgrid(np.arange(c0, c1) + 0.5, np.arange(r0, r1) + 0.5)
-        return np.asarray(shapely.contains_xy(polygon, cc, rr), dtype=bool)
-    out = rasterize(
-        [(polygon, 1)], out_shape=(r1 - r0, c1 - c0), transform=Affine.translation(c0, r0), dtype="uint8"
-    )
-    return np.asarray(out, dtype=bool)
-
-
-def smooth_outline(polygon: Polygon, simplify_px: float = 0.5) -> Polygon:
-    """The pixel staircase as straight edges: steps cut at their edges' midpoints, then Douglas-Peucker.
-
-    A rasterised straight edge is a digital line: runs in its main direction, one-pixel steps in the other,
-    and the midpoints of its runs and steps lie on the line itself. So each corner next to a one-pixel edge is
-    replaced by the midpoints of its two edges, and simplifying at `simplify_px` then drops the collinear
-    points. A corner between two longer edges is a true corner (a rectangle's) and is kept. Falls back to the
-    simplified staircase in the rare case that cutting makes two rings cross (one-pixel walls).
-    """
-    exact = polygon.simplify(0.0)
-    cut_polygon = Polygon(_cut_ring(exact.exterior.coords), [_cut_ring(h.coords) for h in exact.interiors])
-    if not cut_polygon.is_valid:
-        cut_polygon = exact
-    return cut_polygon.simplify(simplify_px, preserve_topology=True) if simplify_px > 0 else cut_polygon
-
-
-def _cut_ring(coords: Any) -> np.ndarray:
-    """A closed ring whose corners next to an edge of at most one pixel are cut at the edges' midpoints."""
-    xy = np.asarray(coords)[:-1, :2]
-    after = np.roll(xy, -1, axis=0)  # edge i runs from vertex i to vertex i + 1
-    length = np.hypot(*(after - xy).T)
-    kept = (length > 1.0 + 1e-9) & (np.roll(length, 1) > 1.0 + 1e-9)  # vertex i: edges i - 1 and i long
-    mid = (xy + after) / 2.0
-    start = np.where(kept[:, None], xy, mid)
-    end = np.where(np.roll(kept, -1)[:, None], after, mid)
-    points = np.stack([start, end], axis=1).reshape(-1, 2)
-    keep = np.ones(len(points), dtype=bool)
-    keep[1:] = np.any(np.abs(np.diff(points, axis=0)) > 1e-9, axis=1)
-    points = points[keep]
-    if np.allclose(points[0], points[-1]):
-        points = points[:-1]
-    return np.vstack([points, points[:1]])
-
-
 def to_lonlat(polygon: Polygon, georef: Georef, densify_px: float = 8.0) -> Polygon:
     """A pixel-coordinate polygon in lon/lat, its edges first cut to at most `densify_px` pixels."""
     dense = shapely.segmentize(polygon, densify_px) if densify_px > 0 else polygon
     return shapely.transform(dense, lambda xy: np.column_stack(georef.pixel_to_lonlat(xy[:, 0], xy[:, 1])))
-
-
-def _touches_nodata(
-    member: np.ndarray, valid: np.ndarray | None, box: tuple[int, int, int, int], shape_hw: tuple[int, ...]
-) -> bool:
-    """True when an 8-neighbour of a member pixel is nodata or outside the image."""
-    r0, r1, c0, c1 = box
-    if r0 == 0 or c0 == 0 or r1 == shape_hw[0] or c1 == shape_hw[1]:
-        return True
-    if valid is None:
-        return False
-    grown = np.zeros((member.shape[0] + 2, member.shape[1] + 2), dtype=bool)
-    for dr in range(3):
-        for dc in range(3):
-            grown[dr : dr + member.shape[0], dc : dc + member.shape[1]] |= member
-    return bool((grown & ~valid[r0 - 1 : r1 + 1, c0 - 1 : c1 + 1]).any())
 
 
 def _rectangle_sides(polygon: Polygon) -> tuple[float, float]:

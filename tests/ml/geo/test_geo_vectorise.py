@@ -16,8 +16,9 @@ from rasterio.control import GroundControlPoint
 from shapely.geometry import LinearRing, Point, Polygon
 
 from ml.geo.georef import GEOD, Georef
+from ml.geo.outline import smooth_outline
 from ml.geo.raster import GeoRaster, read_geotiff
-from ml.geo.vectorise import Slick, smooth_outline, vectorise
+from ml.geo.vectorise import Slick, vectorise
 
 H, W = 700, 900
 SLICK = Ellipse(cx=430.0, cy=360.0, a=260.0, b=70.0, angle=28.0)
