@@ -228,9 +228,9 @@ def _convert_by_table(
     stretch = Stretch.from_counts(values, np.bincount(sample.ravel(), minlength=values.size))
     if stretch is None:
         return _all_nodata(image.shape, scale)
-    gray = stretch.apply(values)[index]
+    gray = np.take(stretch.apply(values), index)  # half the time of table[index] for uint8 indices
     level_valid = np.isfinite(values)
-    valid = None if level_valid.all() else level_valid[index]
+    valid = None if level_valid.all() else np.take(level_valid, index)
     if mask is not None:
         valid = mask if valid is None else valid & mask
         gray[~mask] = stretch.fill
