@@ -118,6 +118,13 @@ def test_other_widths_train_and_export(
     assert ckpt["channels"] == [8, 16, 24]
     info = export.export(out / "best.pt", tmp_path / "model.onnx")
     assert info["bytes"] < 4 * count_parameters(SlickNet((16, 32, 64, 128, 256)))
+    # A fine-tune from the exported file: unfolded (checked against ORT inside, SystemExit if it differs).
+    tuned = tmp_path / "tuned"
+    args[args.index(str(out))] = str(tuned)
+    train.main([*args, "--channels", "8,16,24", "--init", str(tmp_path / "model.onnx"), "--log-share", "0.5"])
+    assert torch.load(tuned / "last.pt", weights_only=False)["epoch"] == 0
+    with pytest.raises(ValueError, match="shape mismatch"):
+        train.main([*args, "--channels", "8,16,32", "--init", str(tmp_path / "model.onnx")])
     with pytest.raises(SystemExit):
         train.parse_args(["--channels", "8"])
 
