@@ -104,12 +104,8 @@ def test_a_scene_over_the_old_limits_goes_by_path_and_comes_back_georeferenced(
     # The slanted nodata border (30 % of the width on each side at the widest) is nodata in the COG mask.
     assert not valid[:, :10].any() and not valid[:, -10:].any() and valid[:, WIDTH // 4].any()
 
-    # The slick is the first (largest) feature; the model may add a speck or two of false alarm on this
-    # synthetic sea (the test checks the plumbing, not the model), never much area.
     features = slicks["features"]
-    areas = [f["properties"]["area_km2"] for f in features]
-    assert areas and areas == sorted(areas, reverse=True), areas
-    assert sum(areas[1:]) < 0.05 * areas[0], [f["properties"] for f in features]
+    assert len(features) == 1, [f["properties"] for f in features]
     lon, lat = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True).transform(
         *(transform @ (SLICK.col, SLICK.row))
     )
