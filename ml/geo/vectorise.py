@@ -125,11 +125,12 @@ def vectorise(
     keep = box
     if worth_sieving(box, min_px):
         keep = box & sieve(box.view(np.uint8), size=int(min_px), connectivity=4).view(bool)
+    # No mask raster: GDAL's second in-memory dataset costs more (~0.15 ms a call) than polygonising the
+    # background too and dropping it.
     polygons = [
         _polygon(geom["coordinates"])
-        for geom, _ in shapes(
-            box.view(np.uint8), mask=keep, connectivity=4, transform=Affine.translation(c0, r0)
-        )
+        for geom, value in shapes(keep.view(np.uint8), connectivity=4, transform=Affine.translation(c0, r0))
+        if value
     ]
     boxes = [pixel_box(polygon) for polygon in polygons]
     alone = isolated(boxes)
