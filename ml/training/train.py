@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ml.training.augment import dihedral, nodata_border, percentile_stretch, radiometric
+from ml.training.augment import dihedral, nodata_border, percentile_stretch, radiometric, scene_context
 from ml.training.data import (
     find_pairs,
     load_arrays,
@@ -84,6 +84,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="share of tiles rendered through the amplitude reading's log curve (augmentation)",
     )
     p.add_argument(
+        "--scene-share",
+        type=float,
+        default=0.0,
+        help="share of tiles stretched on their sea alone, as in a whole scene (dark slicks clipped)",
+    )
+    p.add_argument(
         "--loss",
         choices=sorted(LOSSES),
         default="dice",
@@ -121,12 +127,17 @@ def zoom(
 
 
 def augment(
-    x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, log_share: float = 0.0
+    x: torch.Tensor,
+    y: torch.Tensor,
+    gen: torch.Generator,
+    log_share: float = 0.0,
+    scene_share: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Geometry, a random processing chain, nodata borders, then the service's own normalisation."""
     x, y = dihedral(x, y, gen)
     x, y = nodata_border(radiometric(x, gen, log_share=log_share), y, gen)
-    return percentile_stretch(x), y
+    fit_on = scene_context(x, y, gen, scene_share) if scene_share > 0 else None
+    return percentile_stretch(x, fit_on), y
 
 
 def random_crops(
@@ -266,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
                 x = torch.cat([x, extra])
                 y = torch.cat([y, torch.zeros_like(extra)])
             x, y = zoom(x, y, gen, args.zoom)
-            x, y = augment(x, y, gen, args.log_share)
+            x, y = augment(x, y, gen, args.log_share, args.scene_share)
             loss = LOSSES[args.loss](logits_of(model, x.to(device)), y.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]

@@ -15,6 +15,7 @@ from ml.training.augment import (  # noqa: E402
     nodata_border,
     percentile_stretch,
     radiometric,
+    scene_context,
 )
 
 
@@ -100,3 +101,25 @@ def test_lite_unet_maps_grey_tiles_to_probabilities() -> None:
     assert out.shape == (1, 1, 64, 96) and 0 <= float(out.min()) <= float(out.max()) <= 1
     with pytest.raises(ValueError, match="unknown architecture"):
         build_model("resnet")
+
+
+def test_scene_context_clips_a_dark_slick_as_a_whole_scene_would() -> None:
+    gen = torch.Generator().manual_seed(0)
+    sea = 0.6 + 0.1 * torch.rand((2, 1, 64, 64), generator=gen)
+    y = torch.zeros((2, 1, 64, 64))
+    y[:, :, 10:40, 10:40] = 1.0  # 22 % oil, darker and textured
+    x = torch.where(y > 0, sea - 0.4, sea)
+    tile_fit = percentile_stretch(x)
+    scene_fit = percentile_stretch(x, scene_context(x, y, gen, share=1.0))
+    oil = y > 0
+    assert (tile_fit[oil] == 0).float().mean() < 0.1  # its own percentiles keep the slick's texture
+    assert (scene_fit[oil] == 0).all()  # fitted on the sea, the slick is below the 1st percentile
+    assert torch.equal(percentile_stretch(x, scene_context(x, y, gen, share=0.0)), tile_fit)
+
+
+def test_scene_context_keeps_the_plain_fit_for_tiles_of_almost_only_oil() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand((1, 1, 32, 32), generator=gen)
+    y = torch.ones((1, 1, 32, 32))
+    y[0, 0, 0, :20] = 0  # 2 % sea: too little to fit a stretch on
+    assert torch.equal(scene_context(x, y, gen, share=1.0), x)
