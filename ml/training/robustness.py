@@ -1,6 +1,7 @@
 """Oil IoU under the re-encodings real data arrives in, and false alarms on oil-free sea: a benchmark.
 
     python -m ml.training.robustness [--data DIR] [--negatives DIR] [--model PATH] [--limit N] [--json]
+                                     [--variant NAME ...]
 
 Every validation tile (the block-held-out split of ml.training.data) is re-encoded as another processor
 would write it, saved as the file an analyst would upload (PNG, JPEG or TIFF) and sent through the service's
@@ -10,7 +11,9 @@ own decoding, conversion and tiling (ml.imaging, ml.radiometry, ml.inference). I
 The 16-bit and float variants need a physical reading of the 8-bit grey level g. Two are tabled:
 `dB reading` takes g as a linear dB rendering, dB = 30 * g / 255 - 30 (what SNAP-style quicklooks do); the
 `amplitude reading` takes g as linear amplitude, DN = 8 * g (what a plain 16-to-8-bit rescale does). They
-bracket the renderings met in practice.
+bracket the renderings met in practice. The `scene stretch` variant renders the tile as a whole scene does:
+the oil is a percent of a scene's pixels or less, so the scene's stretch is its sea's and a dark slick is
+clipped to flat black (it is the only variant that reads the tile's truth, to find its sea).
 
 False alarms (share of valid pixels marked oil): validation tiles without oil, oil-free windows cut from the
 validation scenes (128x128, no oil pixel in them), and the held-out oil-free CSIRO chips (split by scene id;
@@ -31,6 +34,7 @@ from PIL import Image, TiffImagePlugin
 
 from ml.imaging import decode_image
 from ml.inference import DEFAULT_MODEL_PATH, Segmenter, without_nodata
+from ml.radiometry import HIGH_PERCENTILE, LOW_PERCENTILE
 from ml.training.data import (
     LAND_GREY,
     find_pairs,
@@ -86,8 +90,24 @@ def _nodata_border(g: np.ndarray) -> Encoded:
     return _tiff(amplitude), valid
 
 
-VARIANTS: dict[str, Callable[[np.ndarray], Encoded]] = {
-    "untouched (PNG)": lambda g: (_png(g), None),
+def _scene_stretch(g: np.ndarray, truth: np.ndarray) -> Encoded:
+    """The tile as a whole scene renders it: stretched on its sea's 1st/99th percentiles, the slick clipped.
+
+    A scene's oil is a percent of its pixels or less, so its stretch is the sea's, and a dark slick falls
+    below the 1st percentile to flat black (the end-to-end scene test's slick: 60 % at 0). Tiles with under
+    5 % sea are left as they are.
+    """
+    sea = g[~truth]
+    if sea.size < 0.05 * g.size:
+        return _png(g), None
+    low, high = np.percentile(sea, [LOW_PERCENTILE, HIGH_PERCENTILE])
+    span = max(float(high - low), 1.0)
+    return _png(_curve(g, lambda x: (x - low) * (255 / span))), None
+
+
+UNTOUCHED = "untouched (PNG)"
+TILE_VARIANTS: dict[str, Callable[[np.ndarray], Encoded]] = {
+    UNTOUCHED: lambda g: (_png(g), None),
     "gain x0.5": lambda g: (_png(_curve(g, lambda x: x * 0.5)), None),
     "gain x1.5 (clipped)": lambda g: (_png(_curve(g, lambda x: x * 1.5)), None),
     "offset +60": lambda g: (_png(_curve(g, lambda x: x + 60)), None),
@@ -110,6 +130,16 @@ VARIANTS: dict[str, Callable[[np.ndarray], Encoded]] = {
     ),
     "nodata border (uint16, 0 = nodata)": _nodata_border,
 }
+Variant = Callable[[np.ndarray, np.ndarray], Encoded]  # (grey levels, oil truth) -> the file
+
+
+def _of_tile(encode: Callable[[np.ndarray], Encoded]) -> Variant:
+    return lambda grey, _truth: encode(grey)
+
+
+VARIANTS: dict[str, Variant] = {name: _of_tile(f) for name, f in TILE_VARIANTS.items()} | {
+    "scene stretch (dark slick clipped)": _scene_stretch,
+}
 
 
 def predict_file(segmenter: Segmenter, data: bytes) -> np.ndarray:
@@ -119,14 +149,14 @@ def predict_file(segmenter: Segmenter, data: bytes) -> np.ndarray:
 
 
 def variant_ious(
-    segmenter: Segmenter, images: np.ndarray, masks: np.ndarray, variants: dict[str, Callable[..., Encoded]]
+    segmenter: Segmenter, images: np.ndarray, masks: np.ndarray, variants: dict[str, Variant]
 ) -> dict[str, dict[str, float]]:
     """Oil IoU (and precision, recall) of every variant, counted on the pixels each file holds data for."""
     table: dict[str, dict[str, float]] = {}
     for name, encode in variants.items():
         confusion = Confusion()
         for grey, truth in zip(images, masks, strict=True):
-            data, valid = encode(grey)
+            data, valid = encode(grey, truth)
             pred = predict_file(segmenter, data)
             if valid is None:
                 confusion.add(pred, truth)
@@ -169,6 +199,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--views", type=int, choices=[1, 2, 4], default=1, help="mirror views averaged per tile")
     p.add_argument("--limit", type=int, help="score only the first N validation tiles (quick looks)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument(
+        "--variant",
+        action="append",
+        choices=list(VARIANTS),
+        help="score only this variant (repeatable; the untouched tiles are always scored)",
+    )
     args = p.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -176,7 +212,8 @@ def main(argv: list[str] | None = None) -> None:
     _train, val = split_by_blocks([stem for stem, _, _ in pairs])
     images, masks = load_arrays([pairs[i] for i in val[: args.limit]])
     segmenter = Segmenter(args.model, threads=args.threads, views=args.views)
-    table = variant_ious(segmenter, images, masks.astype(bool), VARIANTS)
+    chosen = VARIANTS if not args.variant else {k: VARIANTS[k] for k in [UNTOUCHED, *args.variant]}
+    table = variant_ious(segmenter, images, masks.astype(bool), chosen)
     empty = [(_png(g), None) for g, m in zip(images, masks, strict=True) if not m.any()]
     windows = [(_png(w), None) for w in oil_free_windows(images, masks)]
     alarms = {
@@ -194,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
         ]
         alarms[f"held-out oil-free CSIRO chips ({len(files)})"] = false_alarm(segmenter, files)
     segmenter.close()
-    untouched = table["untouched (PNG)"]["oil_iou"]
+    untouched = table[UNTOUCHED]["oil_iou"]
     result = {
         "model": segmenter.info.version,
         "tiles": len(images),
