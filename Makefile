@@ -50,6 +50,7 @@ evaluate: $(STAMP) ## validation figures of the committed model (needs ../shared
 bench: $(STAMP) ## throughput, upload and status benchmarks (docs/benchmarks.md); each starts its own stack
 	$(BIN)/python -m bench.ml_latency
 	$(BIN)/python -m bench.pipeline --rounds 15
+	$(BIN)/python -m bench.ml_parts
 	$(BIN)/python -m bench.upload_memory
 	$(BIN)/python -m bench.status_latency
 	$(BIN)/python -m bench.scene
