@@ -101,6 +101,25 @@ def test_zoom_keeps_shapes_and_binary_masks() -> None:
         assert set(zy.unique().tolist()) <= {0.0, 1.0}
 
 
+def test_crop_cuts_the_same_window_of_image_and_mask() -> None:
+    torch = pytest.importorskip("torch")
+    from ml.training import train
+
+    # Each pixel's value says where it was, so a crop can be traced back to its window.
+    x = torch.arange(3 * 64 * 64, dtype=torch.float32).reshape(3, 1, 64, 64)
+    y = x.clone()
+    gen = torch.Generator().manual_seed(1)
+    assert train.crop(x, y, gen, 0) == (x, y)
+    assert train.crop(x, y, gen, 64) == (x, y)
+    cx, cy = train.crop(x, y, gen, 16)
+    assert cx.shape == cy.shape == (3, 1, 16, 16)
+    assert torch.equal(cx, cy)  # image and mask cut at the same place
+    for i in range(3):
+        first = int(cx[i, 0, 0, 0]) - i * 64 * 64
+        top, left = divmod(first, 64)
+        assert torch.equal(cx[i, 0], x[i, 0, top : top + 16, left : left + 16])
+
+
 def test_other_widths_train_and_export(
     tmp_path: Path, scene: Callable[..., tuple[np.ndarray, np.ndarray]]
 ) -> None:
