@@ -20,7 +20,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ml.training.augment import dihedral, nodata_border, percentile_stretch, radiometric, scene_context
+from ml.training.augment import (
+    dihedral,
+    level_shift,
+    nodata_border,
+    percentile_stretch,
+    radiometric,
+    scene_context,
+)
 from ml.training.data import (
     find_pairs,
     load_arrays,
@@ -96,6 +103,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="share of tiles stretched on their sea alone, as in a whole scene (dark slicks clipped)",
     )
     p.add_argument(
+        "--level-share",
+        type=float,
+        default=0.0,
+        help="share of tiles moved in grey level and contrast after the stretch, as in a whole scene",
+    )
+    p.add_argument(
         "--loss",
         choices=sorted(LOSSES),
         default="dice",
@@ -138,12 +151,14 @@ def augment(
     gen: torch.Generator,
     log_share: float = 0.0,
     scene_share: float = 0.0,
+    level_share: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Geometry, a random processing chain, nodata borders, then the service's own normalisation."""
     x, y = dihedral(x, y, gen)
     x, y = nodata_border(radiometric(x, gen, log_share=log_share), y, gen)
     fit_on = scene_context(x, y, gen, scene_share) if scene_share > 0 else None
-    return percentile_stretch(x, fit_on), y
+    x = percentile_stretch(x, fit_on)
+    return (level_shift(x, gen, level_share) if level_share > 0 else x), y
 
 
 def crop(
@@ -299,7 +314,7 @@ def main(argv: list[str] | None = None) -> None:
                 x = torch.cat([x, extra])
                 y = torch.cat([y, torch.zeros_like(extra)])
             x, y = zoom(x, y, gen, args.zoom)
-            x, y = augment(x, y, gen, args.log_share, args.scene_share)
+            x, y = augment(x, y, gen, args.log_share, args.scene_share, args.level_share)
             x, y = crop(x, y, gen, args.crop)
             loss = LOSSES[args.loss](logits_of(model, x.to(device)), y.to(device))
             opt.zero_grad(set_to_none=True)

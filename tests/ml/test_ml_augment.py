@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 
 from ml.training.augment import (  # noqa: E402
     dihedral,
+    level_shift,
     nodata_border,
     percentile_stretch,
     radiometric,
@@ -123,3 +124,16 @@ def test_scene_context_keeps_the_plain_fit_for_tiles_of_almost_only_oil() -> Non
     y = torch.ones((1, 1, 32, 32))
     y[0, 0, 0, :20] = 0  # 2 % sea: too little to fit a stretch on
     assert torch.equal(scene_context(x, y, gen, share=1.0), x)
+
+
+def test_level_shift_moves_whole_tiles_as_a_scene_stretch_leaves_them() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = percentile_stretch(tiles(n=64))
+    assert torch.equal(level_shift(x, gen, share=0.0), x)
+    shifted = level_shift(x, gen, share=1.0)
+    assert shifted.shape == x.shape and shifted.min() >= 0 and shifted.max() <= 1
+    assert torch.equal(torch.round(shifted * 255) / 255, shifted)  # still 8-bit grey levels
+    means = (shifted - x).flatten(1).mean(1)
+    assert means.min() < -0.1 and means.max() > 0.1  # darker and brighter tiles both
+    # Within a tile the order of the grey levels is kept: the slick stays darker than its sea.
+    assert (shifted[:, :, 20:40, 10:50].flatten(1).mean(1) < shifted[:, :, 45:, :].flatten(1).mean(1)).all()
