@@ -87,14 +87,14 @@ def test_train_resume_and_export(tmp_path: Path, scene: Callable[..., tuple[np.n
 
 def test_zoom_keeps_shapes_and_binary_masks() -> None:
     torch = pytest.importorskip("torch")
-    from ml.training import train
+    from ml.training import augment
 
     x = torch.rand(4, 1, 64, 64)
     y = (torch.rand(4, 1, 64, 64) > 0.7).float()
     gen = torch.Generator().manual_seed(0)
-    assert train.zoom(x, y, gen, 1.0) == (x, y)  # off: the same tensors, no random draw
+    assert augment.zoom(x, y, gen, 1.0) == (x, y)  # off: the same tensors, no random draw
     assert torch.equal(gen.get_state(), torch.Generator().manual_seed(0).get_state())
-    zoomed = [train.zoom(x, y, gen, 2.0) for _ in range(8)]
+    zoomed = [augment.zoom(x, y, gen, 2.0) for _ in range(8)]
     assert any(not torch.equal(zx, x) for zx, _ in zoomed)  # about half of the batches are zoomed
     for zx, zy in zoomed:
         assert zx.shape == x.shape and zy.shape == y.shape
@@ -103,15 +103,15 @@ def test_zoom_keeps_shapes_and_binary_masks() -> None:
 
 def test_crop_cuts_the_same_window_of_image_and_mask() -> None:
     torch = pytest.importorskip("torch")
-    from ml.training import train
+    from ml.training import augment
 
     # Each pixel's value says where it was, so a crop can be traced back to its window.
     x = torch.arange(3 * 64 * 64, dtype=torch.float32).reshape(3, 1, 64, 64)
     y = x.clone()
     gen = torch.Generator().manual_seed(1)
-    assert train.crop(x, y, gen, 0) == (x, y)
-    assert train.crop(x, y, gen, 64) == (x, y)
-    cx, cy = train.crop(x, y, gen, 16)
+    assert augment.crop(x, y, gen, 0) == (x, y)
+    assert augment.crop(x, y, gen, 64) == (x, y)
+    cx, cy = augment.crop(x, y, gen, 16)
     assert cx.shape == cy.shape == (3, 1, 16, 16)
     assert torch.equal(cx, cy)  # image and mask cut at the same place
     for i in range(3):
