@@ -54,6 +54,7 @@ bench: $(STAMP) ## throughput, upload and status benchmarks (docs/benchmarks.md)
 	$(BIN)/python -m bench.upload_memory
 	$(BIN)/python -m bench.status_latency
 	$(BIN)/python -m bench.scene
+	$(BIN)/python -m bench.far_range
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache var

@@ -54,6 +54,9 @@ class SceneSpec:
     land: bool = True
     overviews: bool = True
     seed: int = 0
+    # Amplitude of the far range's sea against the near range's (0.88: -1.1 dB in power; real IW swaths
+    # darken by 5-8 dB, 0.5-0.4), falling linearly across the columns.
+    far_range_gain: float = 0.88
 
     def transform(self, origin: tuple[float, float] = ORIGIN_LONLAT) -> Affine:
         x, y = Transformer.from_crs("EPSG:4326", CRS, always_xy=True).transform(*origin)
@@ -89,7 +92,7 @@ def _strip(
 ) -> np.ndarray:
     rows = np.arange(r0, r1, dtype=np.float32)[:, None]
     cols = np.arange(spec.width, dtype=np.float32)[None, :]
-    sea_dn = 320.0 * (1.0 - 0.12 * cols / spec.width)  # near to far range: -1.1 dB
+    sea_dn = 320.0 * (1.0 - (1.0 - spec.far_range_gain) * cols / spec.width)  # near to far range
     speckle = np.sqrt(rng.standard_gamma(4.0, size=(r1 - r0, spec.width), dtype=np.float32) / 4.0)
     dn = sea_dn * speckle
     if land is not None:
