@@ -57,9 +57,10 @@ class SceneSpec:
     # Amplitude of the far range's sea against the near range's (0.88: -1.1 dB in power; real IW swaths
     # darken by 5-8 dB, 0.5-0.4), falling linearly across the columns.
     far_range_gain: float = 0.88
+    origin: tuple[float, float] = ORIGIN_LONLAT  # lon, lat of the top-left corner
 
-    def transform(self, origin: tuple[float, float] = ORIGIN_LONLAT) -> Affine:
-        x, y = Transformer.from_crs("EPSG:4326", CRS, always_xy=True).transform(*origin)
+    def transform(self) -> Affine:
+        x, y = Transformer.from_crs("EPSG:4326", CRS, always_xy=True).transform(*self.origin)
         return Affine(PIXEL_M, 0.0, round(x), 0.0, -PIXEL_M, round(y))
 
 
@@ -73,7 +74,7 @@ def grd_slicks(height: int, width: int) -> list[Slick]:
     ]
 
 
-def _land_grid(spec: SceneSpec, transform: Affine) -> np.ndarray | None:
+def land_grid(spec: SceneSpec, transform: Affine) -> np.ndarray | None:
     """Bool (height / LAND_STEP, width / LAND_STEP) land at coarse grid points, from GSHHG."""
     if not spec.land:
         return None
@@ -113,7 +114,7 @@ def _strip(
 def write_scene_tif(spec: SceneSpec, path: Path) -> None:
     """The scene as a tiled, DEFLATE-compressed BigTIFF with nodata 0 and averaged overviews (2-16x)."""
     transform = spec.transform()
-    land = _land_grid(spec, transform)
+    land = land_grid(spec, transform)
     rng = np.random.default_rng(spec.seed)
     profile = {
         "driver": "GTiff",

@@ -25,9 +25,9 @@ def test_the_served_model_finds_the_slicks_and_not_the_far_range(db: float, tmp_
     config = Settings(SKIP_LAND_TILES=False)
     segmenter = Segmenter(config.MODEL_PATH, threads=2, runners=2)
     spec = SceneSpec(
-        2000,
         3000,
-        far_range.scene_slicks(2000, 3000),
+        4000,
+        far_range.scene_slicks(3000, 4000),
         land=False,
         overviews=False,
         far_range_gain=10 ** (-db / 20),
