@@ -104,15 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     config = Settings()
     model = args.model or config.MODEL_PATH
-    segmenter = Segmenter(
-        model,
-        config.THREADS,
-        config.TILE_SIZE,
-        config.TILE_OVERLAP,
-        config.BATCH_SIZE,
-        config.ALLOW_SPINNING,
-        config.runners,
-    )
+    segmenter = config.segmenter(model)
     print(
         f"model {model} ({segmenter.info.version}), scenes {args.width}x{args.height} at 10 m, "
         f"processed at {config.SCENE_RESOLUTION_M:g} m"

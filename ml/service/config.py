@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ml.geo.products import SlickRules
 from ml.image_errors import DEFAULT_MAX_PIXELS
-from ml.inference import DEFAULT_MODEL_PATH
+from ml.inference import DEFAULT_MODEL_PATH, Segmenter
 from ml.radiometry import Scale
 
 
@@ -66,6 +66,20 @@ class Settings(BaseSettings):
     def runners(self) -> int:
         """RUNNERS, at most one per thread (each runner gets THREADS // RUNNERS of them)."""
         return min(self.RUNNERS, self.THREADS)
+
+    def segmenter(self, model_path: Path | None = None) -> Segmenter:
+        """The model as the service runs it (threads, runners, tiling, views), from `model_path` if given."""
+        return Segmenter(
+            model_path or self.MODEL_PATH,
+            self.THREADS,
+            self.TILE_SIZE,
+            self.TILE_OVERLAP,
+            self.BATCH_SIZE,
+            self.ALLOW_SPINNING,
+            self.runners,
+            None,
+            self.VIEWS,
+        )
 
     @property
     def slick_rules(self) -> SlickRules:

@@ -19,7 +19,6 @@ from fastapi.responses import JSONResponse
 
 from common.priority import lower_process_priority
 from ml.imaging import configure_pixel_limit
-from ml.inference import Segmenter
 from ml.service import land_routes
 from ml.service.body_limit import BodyLimitMiddleware
 from ml.service.config import Settings, settings
@@ -39,18 +38,7 @@ def create_app(config: Settings = settings, *, lower_priority: bool = False) -> 
             # The service's own lines (a scene's phases, cancellations) beside uvicorn's, at INFO.
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
         configure_pixel_limit(config.MAX_PIXELS)
-        app.state.segmenter = await run_in_threadpool(
-            Segmenter,
-            config.MODEL_PATH,
-            config.THREADS,
-            config.TILE_SIZE,
-            config.TILE_OVERLAP,
-            config.BATCH_SIZE,
-            config.ALLOW_SPINNING,
-            config.runners,
-            None,
-            config.VIEWS,
-        )
+        app.state.segmenter = await run_in_threadpool(config.segmenter)
         yield
         segmenter, app.state.segmenter = app.state.segmenter, None
         await run_in_threadpool(segmenter.close)
