@@ -2,6 +2,8 @@
 
 Checkpoints after every epoch (`last.pt`, plus `best.pt` on a new best validation oil IoU), so a run can span
 several sittings: `--resume` continues from `last.pt` with the same schedule. Uses CUDA when available.
+`--keep-epochs` keeps every epoch's scored weights too: the validation tiles are stretched one by one, and
+a whole scene stretched once can rank the epochs otherwise (ml/models/MODEL_CARD.md, round 4).
 """
 
 from __future__ import annotations
@@ -69,6 +71,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument(
+        "--keep-epochs",
+        action="store_true",
+        help="also keep each epoch's scored weights as OUT/epoch-NN.pt, to choose on whole-scene checks",
+    )
+    p.add_argument(
         "--channels",
         type=_channels,
         default=CHANNELS,
@@ -110,6 +117,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="share of tiles moved in grey level and contrast after the stretch, as in a whole scene",
     )
     p.add_argument(
+        "--level-offset",
+        type=float,
+        default=0.25,
+        help="largest grey-level move of --level-share's tiles, as a share of the range",
+    )
+    p.add_argument(
+        "--level-gain",
+        type=float,
+        default=0.6,
+        help="smallest contrast factor of --level-share's tiles (a scene's stretch compresses its sea)",
+    )
+    p.add_argument(
         "--loss",
         choices=sorted(LOSSES),
         default="dice",
@@ -132,13 +151,17 @@ def augment(
     log_share: float = 0.0,
     scene_share: float = 0.0,
     level_share: float = 0.0,
+    level_offset: float = 0.25,
+    level_gain: float = 0.6,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Geometry, a random processing chain, nodata borders, then the service's own normalisation."""
     x, y = dihedral(x, y, gen)
     x, y = nodata_border(radiometric(x, gen, log_share=log_share), y, gen)
     fit_on = scene_context(x, y, gen, scene_share) if scene_share > 0 else None
     x = percentile_stretch(x, fit_on)
-    return (level_shift(x, gen, level_share) if level_share > 0 else x), y
+    if level_share > 0:
+        x = level_shift(x, gen, level_share, level_offset, level_gain)
+    return x, y
 
 
 def random_crops(
@@ -278,7 +301,16 @@ def main(argv: list[str] | None = None) -> None:
                 x = torch.cat([x, extra])
                 y = torch.cat([y, torch.zeros_like(extra)])
             x, y = zoom(x, y, gen, args.zoom)
-            x, y = augment(x, y, gen, args.log_share, args.scene_share, args.level_share)
+            x, y = augment(
+                x,
+                y,
+                gen,
+                args.log_share,
+                args.scene_share,
+                args.level_share,
+                args.level_offset,
+                args.level_gain,
+            )
             x, y = crop(x, y, gen, args.crop)
             loss = LOSSES[args.loss](logits_of(model, x.to(device)), y.to(device))
             opt.zero_grad(set_to_none=True)
@@ -311,6 +343,8 @@ def main(argv: list[str] | None = None) -> None:
         if metrics["oil_iou"] > best:
             best = metrics["oil_iou"]
             save_atomic(state, args.out / "best.pt")
+        if args.keep_epochs:
+            save_atomic(state, args.out / f"epoch-{epoch + 1:02d}.pt")
         save_atomic(
             state
             | {

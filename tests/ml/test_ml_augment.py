@@ -137,3 +137,15 @@ def test_level_shift_moves_whole_tiles_as_a_scene_stretch_leaves_them() -> None:
     assert means.min() < -0.1 and means.max() > 0.1  # darker and brighter tiles both
     # Within a tile the order of the grey levels is kept: the slick stays darker than its sea.
     assert (shifted[:, :, 20:40, 10:50].flatten(1).mean(1) < shifted[:, :, 45:, :].flatten(1).mean(1)).all()
+
+
+def test_level_shift_reaches_a_scene_stretchs_compression() -> None:
+    """A scene compresses its sea to ~0.4 of a lone tile's contrast; the wide ranges reach that."""
+    x = percentile_stretch(tiles(n=256))
+    spread = x.flatten(1).std(1)
+    default = level_shift(x, torch.Generator().manual_seed(0), share=1.0).flatten(1).std(1) / spread
+    wide = level_shift(x, torch.Generator().manual_seed(0), 1.0, max_offset=0.35, min_gain=0.3)
+    ratio = wide.flatten(1).std(1) / spread
+    assert default.min() > 0.55 and ratio.min() < 0.35 and ratio.max() <= 1.25
+    moved = (wide - x).flatten(1).mean(1)
+    assert moved.min() < -0.2 and moved.max() > 0.28  # past the default's +-0.25, both ways

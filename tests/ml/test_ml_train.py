@@ -74,10 +74,14 @@ def test_train_resume_and_export(tmp_path: Path, scene: Callable[..., tuple[np.n
     first = torch.load(out / "last.pt", weights_only=False)
     assert first["epoch"] == 0 and len(first["history"]) == 1
 
-    train.main([*common, "--epochs", "2", "--resume"])
+    assert not list(out.glob("epoch-*.pt"))
+    train.main([*common, "--epochs", "2", "--resume", "--keep-epochs"])
     second = torch.load(out / "last.pt", weights_only=False)
     assert second["epoch"] == 1 and [h["epoch"] for h in second["history"]] == [1, 2]
     assert (out / "best.pt").exists()
+    kept = torch.load(out / "epoch-02.pt", weights_only=False)  # the scored (EMA) weights of that epoch
+    assert kept["epoch"] == 1 and [p.name for p in out.glob("epoch-*.pt")] == ["epoch-02.pt"]
+    assert all(torch.equal(v, second["ema"][f"module.{k}"]) for k, v in kept["model"].items())
 
     onnx_path = tmp_path / "model.onnx"
     info = export.export(out / "best.pt", onnx_path)
