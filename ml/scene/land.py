@@ -1,52 +1,119 @@
-"""Which tiles of a scene are all land: those never reach the model (issue 17, "work skipped").
+"""Where a scene's land is, cell by cell: tiles all on land are not run, and land never reaches the model.
 
-A tile is land when every point of a `side` x `side` grid over it (its corners and edges included) is on
-land by the GSHHG shoreline (ml.geo.landmask). A tile with any grid point at sea is run; a fjord narrower
-than the grid's spacing (a tile's side / (side - 1): ~1.5 km at 40 m processing resolution) can be missed,
-which the slick-level land rule would then have dropped anyway for most slicks there.
+Skipping tiles all on land is issue 17's "work skipped". Hiding land in the tiles along a coast is issue 15's:
+the model was trained with land as nodata (the CSIRO chips' land is masked) and the SOS tiles are sea, so
+bright coastal land beside the sea is outside everything it has seen, and a network with a pretrained encoder
+marks the sea along the coast as oil (ml/models/MODEL_CARD.md, round 5: 5 % of bench.far_range's sea, all
+of it a band along the shore). So the model gets land at the nodata fill level, as it gets a GRD border.
+
+The cells: one land-mask query (GSHHG, ml.geo.landmask) at the centre of every `COARSE` x `COARSE` block of
+`LAND_CELL`-pixel cells, then every cell of the blocks with land and sea among their neighbours (the
+coasts). An island smaller than a block and more than a block from any other land can be missed; the
+slick-level land rule still applies to it. GSHHG follows the coast to ~100 m, about a cell at 20 m.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from ml.geo.georef import Georef
 from ml.geo.landmask import LandMask, on_land
-from ml.inference import tile_starts
 
-GRID_SIDE = 8
+LAND_CELL = 8  # processing pixels a side: 160 m at the service's 20 m
+COARSE = 4  # cells a side of a block of the first pass
 
 
-def land_tiles(
+@dataclass(frozen=True)
+class LandCells:
+    """Land (True) per `cell` x `cell` pixels of a scene's processing grid, at each cell's centre."""
+
+    cells: np.ndarray  # bool (ceil(height / cell), ceil(width / cell))
+    cell: int
+
+    def pixels(self, row0: int, row1: int, width: int) -> np.ndarray:
+        """Bool land per pixel of rows [row0, row1), `width` columns."""
+        rows = np.minimum(np.arange(row0, row1) // self.cell, self.cells.shape[0] - 1)
+        cols = np.minimum(np.arange(width) // self.cell, self.cells.shape[1] - 1)
+        land: np.ndarray = self.cells[rows[:, None], cols[None, :]]
+        return land
+
+    def all_land(self, y: int, x: int, tile: int) -> bool:
+        """Whether every cell a tile at (y, x) touches is land (tiles may reach past the scene's edge)."""
+        c = self.cell
+        block = self.cells[y // c : -(-(y + tile) // c), x // c : -(-(x + tile) // c)]
+        return bool(block.size) and bool(block.all())
+
+
+def land_cells(
     georef: Georef,
-    ys: list[int],
-    xs: list[int],
-    tile: int,
+    height: int,
+    width: int,
     landmask: LandMask | None = None,
-    side: int = GRID_SIDE,
-) -> set[tuple[int, int]]:
-    """The (y, x) tile corners whose grid points are all on land (one land-mask query for the scene)."""
-    offsets = np.linspace(0, tile - 1, side)
-    corner_y, corner_x = np.meshgrid(np.asarray(ys, float), np.asarray(xs, float), indexing="ij")
-    rows = corner_y[..., None, None] + offsets[:, None]  # (Y, X, side, 1)
-    cols = corner_x[..., None, None] + offsets[None, :]  # (Y, X, 1, side)
+    cell: int = LAND_CELL,
+    coarse: int = COARSE,
+) -> LandCells:
+    """The scene's land cells: a coarse pass, then the coasts cell by cell (module docstring)."""
+    rows, cols = -(-height // cell), -(-width // cell)
+    brows, bcols = -(-rows // coarse), -(-cols // coarse)
+    centre = np.minimum(np.arange(brows) * coarse + coarse // 2, rows - 1)
+    middle = np.minimum(np.arange(bcols) * coarse + coarse // 2, cols - 1)
+    blocks = _query(georef, height, width, cell, centre[:, None], middle[None, :], landmask)
+    cells = np.repeat(np.repeat(blocks, coarse, axis=0), coarse, axis=1)[:rows, :cols]
+    padded = np.pad(blocks, 1, mode="edge")
+    views = [padded[i : i + brows, j : j + bcols] for i in range(3) for j in range(3)]
+    coast = np.logical_or.reduce(views) & ~np.logical_and.reduce(views)
+    if coast.any():
+        in_coast = np.repeat(np.repeat(coast, coarse, axis=0), coarse, axis=1)[:rows, :cols]
+        r, c = np.nonzero(in_coast)
+        cells[r, c] = _query(georef, height, width, cell, r, c, landmask)
+    return LandCells(cells, cell)
+
+
+def _query(
+    georef: Georef,
+    height: int,
+    width: int,
+    cell: int,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    landmask: LandMask | None,
+) -> np.ndarray:
+    """Land at the centres of cells (rows, cols) (broadcast together), clipped inside the scene."""
     rows, cols = np.broadcast_arrays(rows, cols)
-    rows = np.minimum(rows, georef.height - 1) + 0.5  # pixel centres, inside the scene
-    cols = np.minimum(cols, georef.width - 1) + 0.5
-    lon, lat = georef.pixel_to_lonlat(cols.ravel(), rows.ravel())
-    land = on_land(np.asarray(lon), np.asarray(lat), landmask).reshape(rows.shape).all(axis=(2, 3))
-    return {(ys[i], xs[j]) for i, j in zip(*np.nonzero(land), strict=True)}
+    y = np.minimum(rows * cell + cell / 2, height - 0.5)
+    x = np.minimum(cols * cell + cell / 2, width - 0.5)
+    lon, lat = georef.pixel_to_lonlat(x.ravel(), y.ravel())
+    return on_land(np.asarray(lon), np.asarray(lat), landmask).reshape(rows.shape)
 
 
-def land_skipper(
-    georef: Georef | None, height: int, width: int, tile: int, overlap: int, landmask: LandMask | None = None
-) -> Callable[[int, int], bool] | None:
-    """`skip(y, x)` for ml.scene.strips, or None without a georeference (no telling where land is)."""
-    if georef is None:
-        return None
-    ys = tile_starts(max(height, tile), tile, overlap)
-    xs = tile_starts(max(width, tile), tile, overlap)
-    land = land_tiles(georef, ys, xs, tile, landmask)
-    return lambda y, x: (y, x) in land
+def land_skipper(land: LandCells, tile: int) -> Callable[[int, int], bool]:
+    """`skip(y, x)` for ml.scene.strips: the tile at (y, x) is all land."""
+    return lambda y, x: land.all_land(y, x, tile)
+
+
+def land_hider(land: LandCells, fill: int, block: int = 256) -> Callable[[int, np.ndarray], np.ndarray]:
+    """`hide(row0, gray)` for ml.scene.strips: the rows' grey levels with land at the level of the sea
+    beside it (the median of the other pixels of each `block`-column block; `fill` where there is none).
+
+    The training fills nodata with its tile's median; a scene's one fill level would stand out beside a
+    far range a few dB darker than the scene's median, and the sea next to it would look like a slick.
+    """
+
+    def hide(row0: int, gray: np.ndarray) -> np.ndarray:
+        on_land = land.pixels(row0, row0 + gray.shape[0], gray.shape[1])
+        if not on_land.any():
+            return gray
+        out = gray.copy()
+        for c0 in range(0, gray.shape[1], block):
+            here = on_land[:, c0 : c0 + block]
+            if not here.any():
+                continue
+            sea = gray[:, c0 : c0 + block][~here]
+            level = np.median(sea[:: max(1, sea.size // 4096)]) if sea.size >= 64 else fill
+            out[:, c0 : c0 + block][here] = np.uint8(level)
+        return out
+
+    return hide

@@ -1,13 +1,13 @@
 """One scene through the model and into its products, never held whole at full resolution.
 
-The scene is read at its processing resolution (ml.scene.source), converted by one stretch
-(ml.scene.convert), segmented one row of tiles at a time (ml.scene.strips), tiles all nodata or all land
-skipped (ml.scene.land). The mask and overlay PNGs are deflated as the rows come; what is kept of the
-processing grid is the mask, the validity and the probabilities as uint8 (the slicks' confidence): 3 bytes
+The scene is read at its processing resolution (ml.scene.source), converted by one stretch (ml.scene.convert),
+segmented one row of tiles at a time (ml.scene.strips), tiles all nodata or all land skipped and land shown to
+the model as nodata (ml.scene.land). The mask and overlay PNGs are deflated as the rows come; what is kept of
+the processing grid is the mask, the validity and the probabilities as uint8 (the slicks' confidence): 3 bytes
 a pixel, 313 MB for a GRD scene at 20 m, 78 MB at 40 m.
 
 Memory, in phases, because the land mask (ml.geo.landmask, ~0.8 GB) and the grids together would not fit
-the service's bound: the land mask answers which tiles are land, is released, the grids are filled and
+the service's bound: the land mask answers which cells are land, is released, the grids are filled and
 vectorised and freed, and only then is the land mask loaded again to drop the slicks on land (3-4 s of one
 core; it then stays loaded for the next requests, as on the batch path). The answer is a batch answer of one
 image (ml.service.batch's format), so the worker reads it as it reads those.
@@ -33,7 +33,7 @@ from ml.geo.vectorise import vectorise
 from ml.inference import Predict, Segmenter, to_mask
 from ml.outputs import bundle_batch, mask_png_stream, overlay_index, overlay_png_stream
 from ml.scene.convert import WindowConverter, resolve_scale
-from ml.scene.land import land_skipper
+from ml.scene.land import LandCells, land_cells, land_hider, land_skipper
 from ml.scene.source import Scene, open_scene
 from ml.scene.strips import TileCounts, strip_probabilities
 from ml.service.config import Settings
@@ -56,13 +56,17 @@ def scene_answer(
         scale = resolve_scale(config.INPUT_SCALE, scene.tags, values)
         converter = WindowConverter.fit(values, valid, scale, scene.nodata)
         del values, valid
-        skip = None
-        if config.SKIP_LAND_TILES and scene.georef is not None:
-            tile, overlap = segmenter.tile_size, segmenter.overlap
-            skip = land_skipper(scene.georef, scene.height, scene.width, tile, overlap)
+        land: LandCells | None = None
+        if (config.SKIP_LAND_TILES or config.HIDE_LAND) and scene.georef is not None:
+            land = land_cells(scene.georef, scene.height, scene.width)
             release_default_landmask()  # not held with the grids (module docstring)
         clock.lap("land tiles")
-        mask, valid, prob, counts = _segment(scene, converter, segmenter, skip, cancelled, files)
+        skip, hide = None, None
+        if land is not None and config.SKIP_LAND_TILES:
+            skip = land_skipper(land, segmenter.tile_size)
+        if land is not None and config.HIDE_LAND and converter.stretch is not None:
+            hide = land_hider(land, int(converter.stretch.fill), segmenter.tile_size)
+        mask, valid, prob, counts = _segment(scene, converter, segmenter, skip, hide, cancelled, files)
         clock.lap("model")
     all_valid = bool(valid.all())
     slicks = vectorise(
@@ -145,6 +149,7 @@ def _segment(
     converter: WindowConverter,
     segmenter: Segmenter,
     skip: Callable[[int, int], bool] | None,
+    hide: Callable[[int, np.ndarray], np.ndarray] | None,
     cancelled: Callable[[], bool] | None,
     files: dict[str, bytes],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, TileCounts]:
@@ -171,6 +176,7 @@ def _segment(
         overlap=segmenter.overlap,
         batch_size=segmenter.batch_size,
         skip=skip,
+        hide=hide,
         counts=counts,
     )
     for band in bands:

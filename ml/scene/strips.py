@@ -8,6 +8,8 @@ runners before this row's results are awaited, so the runners never wait for rea
 
 Tiles whose pixels are all one grey level (nodata: ml.scene.convert gives it the fill level) and tiles the
 caller's `skip` names (all land) are not run and count as no oil, as ml.inference skips constant tiles.
+The caller's `hide` changes what the model sees of a row (land at the fill level, ml.scene.land); the bands
+keep the grey levels as read, for the overlay.
 """
 
 from __future__ import annotations
@@ -52,9 +54,11 @@ def strip_probabilities(
     overlap: int = 32,
     batch_size: int = 2,
     skip: Callable[[int, int], bool] | None = None,
+    hide: Callable[[int, np.ndarray], np.ndarray] | None = None,
     counts: TileCounts | None = None,
 ) -> Iterator[Band]:
-    """Bands of final rows, top to bottom, covering the scene; `skip(y, x)` drops a tile (e.g. all land)."""
+    """Bands of final rows, top to bottom, covering the scene; `skip(y, x)` drops a tile (e.g. all land),
+    `hide(row0, gray)` gives the grey levels the model sees of rows from row0 (e.g. land as nodata)."""
     ph, pw = max(height, tile), max(width, tile)
     ys, xs = tile_starts(ph, tile, overlap), tile_starts(pw, tile, overlap)
     window = blend_window(tile, overlap)
@@ -65,7 +69,7 @@ def strip_probabilities(
 
     def queue_row(y: int) -> tuple[np.ndarray, np.ndarray, Pending]:
         gray, valid = read(y, min(y + tile, height))
-        padded = pad_to_tile(gray, tile)
+        padded = pad_to_tile(gray if hide is None else hide(y, gray), tile)
         keep = []
         for x in xs:
             counts.total += 1

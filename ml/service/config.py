@@ -45,11 +45,13 @@ class Settings(BaseSettings):
     VIEWS: Literal[1, 2, 4] = 1
     # Scenes (POST /segment/scene): files the worker extracted under the shared results folder (the API's
     # and worker's RESULTS_DIR), read in place window by window; at most SCENE_MAX_PIXELS, processed at
-    # SCENE_RESOLUTION_M metres a pixel (0 = the file's own), tiles all on land not run (SKIP_LAND_TILES).
+    # SCENE_RESOLUTION_M metres a pixel (0 = the file's own), tiles all on land not run (SKIP_LAND_TILES),
+    # land along the coasts shown to the model as nodata (HIDE_LAND; ml/scene/land.py says why).
     SCENE_DIR: Path = Path("results")
     SCENE_MAX_PIXELS: int = Field(default=1_000_000_000, ge=1)
     SCENE_RESOLUTION_M: float = Field(default=20.0, ge=0)
     SKIP_LAND_TILES: bool = True
+    HIDE_LAND: bool = True
     MAX_BODY_MB: int = Field(default=512, ge=1)
     # Files one POST /segment/batch may carry (the worker sends up to IMAGES_PER_TASK).
     MAX_BATCH_IMAGES: int = Field(default=64, ge=1)

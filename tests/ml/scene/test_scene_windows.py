@@ -19,7 +19,6 @@ from ml.image_errors import ImageError
 from ml.inference import sliding_window_many
 from ml.radiometry import Scale, convert
 from ml.scene.convert import WindowConverter
-from ml.scene.land import land_tiles
 from ml.scene.source import decimation, open_scene, resolve_inside, scaled
 from ml.scene.strips import TileCounts, strip_probabilities
 
@@ -166,23 +165,3 @@ def test_paths_outside_the_scene_folder_and_non_tiffs_are_refused(tmp_path: Path
     with pytest.raises(ImageError) as caught, open_scene(big, max_pixels=100_000, resolution_m=0):
         pass
     assert caught.value.status_code == 413
-
-
-class SeaWithIsland:
-    """A fake land mask: land east of 51.52 E."""
-
-    def contains_many(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-        return np.asarray(lon) > 51.52
-
-
-def test_land_tiles_are_those_whose_grid_is_all_land() -> None:
-    georef = Georef(1000, 600, rasterio.crs.CRS.from_epsg(32639).to_wkt(), 32639, transform=tuple(UTM)[:6])
-    lon_of_col = [georef.pixel_to_lonlat(np.array([c + 0.5]), np.array([300.0]))[0][0] for c in (0, 999)]
-    assert lon_of_col[0] < 51.52 < lon_of_col[1]
-    ys, xs = [0, 344], [0, 248, 496, 744]
-    land = land_tiles(georef, ys, xs, 256, SeaWithIsland())
-    cols = {x for _, x in land}
-    assert land and all(
-        georef.pixel_to_lonlat(np.array([x + 0.5]), np.array([0.5]))[0][0] > 51.52 for x in cols
-    )
-    assert 0 not in cols
