@@ -4,7 +4,8 @@ Skipping tiles all on land is issue 17's "work skipped". Hiding land in the tile
 the model was trained with land as nodata (the CSIRO chips' land is masked) and the SOS tiles are sea, so
 bright coastal land beside the sea is outside everything it has seen, and a network with a pretrained encoder
 marks the sea along the coast as oil (ml/models/MODEL_CARD.md, round 5: 5 % of bench.far_range's sea, all
-of it a band along the shore). So the model gets land at the nodata fill level, as it gets a GRD border.
+of it a band along the shore). So the model gets land at the level of the sea beside it, as a training
+tile's nodata gets its tile's median.
 
 The cells: one land-mask query (GSHHG, ml.geo.landmask) at the centre of every `COARSE` x `COARSE` block of
 `LAND_CELL`-pixel cells, then every cell of the blocks with land and sea among their neighbours (the

@@ -2,9 +2,9 @@
 
 The scene is read at its processing resolution (ml.scene.source), converted by one stretch (ml.scene.convert),
 segmented one row of tiles at a time (ml.scene.strips), tiles all nodata or all land skipped and land shown to
-the model as nodata (ml.scene.land). The mask and overlay PNGs are deflated as the rows come; what is kept of
-the processing grid is the mask, the validity and the probabilities as uint8 (the slicks' confidence): 3 bytes
-a pixel, 313 MB for a GRD scene at 20 m, 78 MB at 40 m.
+the model at the sea's level (ml.scene.land). The mask and overlay PNGs are deflated as the rows come; what is
+kept of the processing grid is the mask, the validity and the probabilities as uint8 (the slicks' confidence):
+3 bytes a pixel, 313 MB for a GRD scene at 20 m, 78 MB at 40 m.
 
 Memory, in phases, because the land mask (ml.geo.landmask, ~0.8 GB) and the grids together would not fit
 the service's bound: the land mask answers which cells are land, is released, the grids are filled and

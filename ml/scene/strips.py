@@ -8,7 +8,7 @@ runners before this row's results are awaited, so the runners never wait for rea
 
 Tiles whose pixels are all one grey level (nodata: ml.scene.convert gives it the fill level) and tiles the
 caller's `skip` names (all land) are not run and count as no oil, as ml.inference skips constant tiles.
-The caller's `hide` changes what the model sees of a row (land at the fill level, ml.scene.land); the bands
+The caller's `hide` changes what the model sees of a row (land at the sea's level, ml.scene.land); the bands
 keep the grey levels as read, for the overlay.
 """
 
