@@ -118,3 +118,14 @@ def land_hider(land: LandCells, fill: int, block: int = 256) -> Callable[[int, n
         return out
 
     return hide
+
+
+def land_hidden(gray: np.ndarray, georef: Georef, block: int, landmask: LandMask | None = None) -> np.ndarray:
+    """A whole georeferenced image's grey levels as the model should see them: `land_hider` over row bands
+    of `block` (the batch path's images, which are not read in strips). An image with no sea is left as it
+    is: there is no sea to mislead, and the slick-level land rule (ml.geo.landmask) answers for it."""
+    land = land_cells(georef, gray.shape[0], gray.shape[1], landmask)
+    if not land.cells.any() or land.cells.all():
+        return gray
+    hide = land_hider(land, int(np.median(gray[::8, ::8])), block)
+    return np.concatenate([hide(r, gray[r : r + block]) for r in range(0, gray.shape[0], block)])

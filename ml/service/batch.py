@@ -20,6 +20,7 @@ from ml.image_errors import ImageError
 from ml.imaging import Decoded, decode
 from ml.inference import Segmenter, to_mask, without_nodata
 from ml.outputs import bundle_batch, encode_mask_png, encode_overlay_png
+from ml.scene.land import land_hidden
 from ml.service.config import Settings
 
 
@@ -54,7 +55,10 @@ def batch_answer(
                 )
                 continue
             decoded.append((index, image))
-            yield image.image.gray
+            gray = image.image.gray
+            if config.HIDE_LAND and image.georef is not None:  # the overlay keeps the land as read
+                gray = land_hidden(gray, image.georef, config.TILE_SIZE)
+            yield gray
 
     # One GDAL environment for the whole request: each rasterio call outside one sets up its own (~0.15 ms).
     with slots, rasterio.Env():

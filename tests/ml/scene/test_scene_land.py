@@ -1,5 +1,6 @@
 """A scene's land cells: found with few land-mask queries, the same as querying every cell; tiles all on land
-skipped; land shown to the model at the nodata fill level while the bands keep the grey levels as read."""
+skipped; land shown to the model at the sea's level while the bands keep the grey levels as read; the same
+for a whole georeferenced image of a batch."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 import rasterio
 
 from ml.geo.georef import Georef
-from ml.scene.land import LAND_CELL, land_cells, land_hider, land_skipper
+from ml.scene.land import LAND_CELL, land_cells, land_hidden, land_hider, land_skipper
 from ml.scene.strips import strip_probabilities
 
 UTM = rasterio.Affine(10.0, 0.0, 549_600.0, 0.0, -10.0, 2_986_540.0)  # ~27.0 N 51.5 E, at sea
@@ -82,3 +83,24 @@ def test_the_model_sees_land_at_the_seas_level_and_the_bands_keep_it() -> None:
     shown = np.rint(np.concatenate([band.prob for band in bands]) * 255)
     assert np.array_equal(shown[~on_land], gray[~on_land])
     assert shown[on_land].max() <= 208  # never the land's own grey levels (150-255)
+
+
+class OpenSea:
+    def contains_many(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        return np.zeros(np.shape(lon), bool)
+
+
+class Inland:
+    def contains_many(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        return np.ones(np.shape(lon), bool)
+
+
+def test_a_georeferenced_images_land_is_hidden_as_a_scenes() -> None:
+    gray = np.random.default_rng(1).integers(150, 256, (600, 1000), dtype=np.uint8)  # median ~202
+    hidden = land_hidden(gray, GEOREF, 256, CoastAndIsland())
+    on_land = land_cells(GEOREF, 600, 1000, CoastAndIsland()).pixels(0, 600, 1000)
+    assert hidden.shape == gray.shape and on_land.any()
+    assert np.array_equal(hidden[~on_land], gray[~on_land])
+    assert hidden[on_land].max() <= 208 and gray[on_land].max() == 255
+    assert land_hidden(gray, GEOREF, 256, OpenSea()) is gray  # nothing to hide: the image as it is
+    assert land_hidden(gray, GEOREF, 256, Inland()) is gray  # no sea: left to the slick-level land rule
