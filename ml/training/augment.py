@@ -132,12 +132,16 @@ def percentile_stretch(x: torch.Tensor, fit_on: torch.Tensor | None = None) -> t
     return torch.where(torch.isnan(x), fill.expand_as(x), scaled).nan_to_num(128 / 255)
 
 
+LEVEL_OFFSET = 0.25  # level_shift's largest grey-level move by default (round 4's recipe)
+LEVEL_GAIN = 0.6  # and its smallest contrast factor
+
+
 def level_shift(
     x: torch.Tensor,
     gen: torch.Generator,
     share: float,
-    max_offset: float = 0.25,
-    min_gain: float = 0.6,
+    max_offset: float = LEVEL_OFFSET,
+    min_gain: float = LEVEL_GAIN,
 ) -> torch.Tensor:
     """For `share` of the tiles, after the stretch: grey levels moved by -max_offset..+max_offset and their
     contrast scaled by min_gain..1.2 about mid-grey, clipped and quantised again.

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 
 from ml.training.augment import (
+    LEVEL_GAIN,
+    LEVEL_OFFSET,
     crop,
     dihedral,
     level_shift,
@@ -119,13 +121,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--level-offset",
         type=float,
-        default=0.25,
+        default=LEVEL_OFFSET,
         help="largest grey-level move of --level-share's tiles, as a share of the range",
     )
     p.add_argument(
         "--level-gain",
         type=float,
-        default=0.6,
+        default=LEVEL_GAIN,
         help="smallest contrast factor of --level-share's tiles (a scene's stretch compresses its sea)",
     )
     p.add_argument(
@@ -151,8 +153,8 @@ def augment(
     log_share: float = 0.0,
     scene_share: float = 0.0,
     level_share: float = 0.0,
-    level_offset: float = 0.25,
-    level_gain: float = 0.6,
+    level_offset: float = LEVEL_OFFSET,
+    level_gain: float = LEVEL_GAIN,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Geometry, a random processing chain, nodata borders, then the service's own normalisation."""
     x, y = dihedral(x, y, gen)
