@@ -1,8 +1,8 @@
 """A scene's grey levels, window by window, from statistics fitted once on the whole scene.
 
 ml.radiometry stretches an image by percentiles of all its valid pixels; a scene read in windows must use
-one stretch for every window, or seams would show between them. The stretch is fitted on a decimated read of
-the whole scene (a few million pixels: the same strided sample ml.radiometry takes of a decoded image) and
+one stretch for every window, or seams would show between them. The stretch is fitted on a sample of the
+whole scene's processing pixels (a few million, as ml.radiometry samples a decoded image; `Scene.sample`) and
 then applied to each window: by a 256- or 65536-entry table for 8- and 16-bit inputs (GRD amplitude), by
 the working-domain formula for floats. Nodata pixels get the stretch's fill level, so an all-nodata window
 is a constant one, which the tiling skips.
@@ -42,7 +42,7 @@ class WindowConverter:
     def fit(
         cls, values: np.ndarray, valid: np.ndarray, scale: Scale, nodata: float | None
     ) -> WindowConverter:
-        """Fit on a decimated read of the whole scene (`values` in the file's dtype, `valid` its mask)."""
+        """Fit on a sample of the whole scene (`values` in the file's dtype, `valid` its mask)."""
         if values.dtype.type in _TABLE_TYPES:
             levels = _level_values(values.dtype.str, scale, nodata)
             offset = int(np.iinfo(values.dtype).min)

@@ -39,7 +39,7 @@ from ml.scene.strips import TileCounts, strip_probabilities
 from ml.service.config import Settings
 
 log = logging.getLogger("ml.service")
-STATS_PIXELS = 4_000_000  # the decimated read the stretch is fitted on (ml.radiometry's sample size)
+STATS_PIXELS = 4_000_000  # the sample the stretch is fitted on (ml.radiometry's sample size)
 PROB_SCALE = 255.0
 
 
@@ -52,7 +52,7 @@ def scene_answer(
     with open_scene(
         path, max_pixels=config.SCENE_MAX_PIXELS, resolution_m=config.SCENE_RESOLUTION_M
     ) as scene:
-        values, valid = scene.overview(STATS_PIXELS)
+        values, valid = scene.sample(STATS_PIXELS)
         scale = resolve_scale(config.INPUT_SCALE, scene.tags, values)
         converter = WindowConverter.fit(values, valid, scale, scene.nodata)
         del values, valid

@@ -44,6 +44,7 @@ from ml.geo.raster import (
 from ml.image_errors import ImageError
 
 MAX_BLOCK_PIXELS = 4096 * 4096  # a scene's own tiles or strips; larger ones would be decoded whole
+SAMPLE_BAND_ROWS = 16  # rows of the processing grid per band of `Scene.sample`
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,24 @@ class Scene:
             valid &= ~next_to_fill(values == 0)
         return values, valid
 
+    def sample(self, max_pixels: int) -> tuple[np.ndarray, np.ndarray]:
+        """About `max_pixels` of the processing grid, for the scene's statistics: values, valid.
+
+        Processing pixels, read as `read` reads them (averaged, the fill's neighbours invalid), in bands of
+        rows spread evenly down the scene: the stretch must be fitted on the pixels the model is fed. Nearest
+        samples of the file's own pixels carry more speckle than their averages (a GRD at 10 m read for 20 m:
+        the 99th percentile ~2 dB higher), and a stretch fitted on them compressed the sea the model saw.
+        """
+        if self.factor == 1:
+            return self.overview(max_pixels)
+        rows = min(SAMPLE_BAND_ROWS, self.height)
+        bands = min(self.height // rows, max(1, -(-max_pixels // (rows * self.width))))
+        starts = np.linspace(0, self.height - rows, bands).round().astype(int)
+        reads = [self.read(int(row0), int(row0) + rows) for row0 in starts]
+        return np.concatenate([v for v, _ in reads]), np.concatenate([m for _, m in reads])
+
     def overview(self, max_pixels: int) -> tuple[np.ndarray, np.ndarray]:
-        """The whole scene decimated to at most about `max_pixels` (for its statistics): values, valid."""
+        """The whole scene decimated to at most about `max_pixels` (nearest samples): values, valid."""
         step = max(1, int(np.ceil(np.sqrt(self.src.width * self.src.height / max_pixels))))
         shape = (max(1, self.src.height // step), max(1, self.src.width // step))
         values = self.src.read(self.band, out_shape=shape, resampling=Resampling.nearest)

@@ -139,6 +139,25 @@ def test_without_declared_nodata_the_decimated_pixels_next_to_the_fill_are_nodat
     assert not valid[:, :7].any() and valid[:, 7:].all()
 
 
+def test_the_stretch_sample_is_the_processing_pixels_the_model_is_fed(tmp_path: Path) -> None:
+    # Speckled sea at 10 m, processed at 20 m: the file's own pixels spread wider than their 2 x 2 averages.
+    rng = np.random.default_rng(3)
+    values = (300 * np.sqrt(rng.gamma(4.0, 0.25, (640, 480)))).astype(np.uint16) + 1
+    values[:, :40] = 0  # a GRD's fill border, no nodata value declared
+    path = write(tmp_path / "grd.tif", values, crs="EPSG:32639", transform=UTM, tiled=True)
+    with open_scene(path, max_pixels=10**6, resolution_m=20) as scene:
+        grid, grid_valid = scene.read(0, scene.height)
+        sample, sample_valid = scene.sample(20_000)
+        nearest, nearest_valid = scene.overview(20_000)
+    assert 20_000 <= sample.size <= 20_000 + 16 * 240 and sample.shape[1] == 240
+    assert sample.shape[0] % 16 == 0 and not sample_valid[:, :20].any()  # the border and its edge are out
+    fed = np.percentile(grid[grid_valid], [1, 99])
+    fitted = np.percentile(sample[sample_valid], [1, 99])
+    wider = np.percentile(nearest[nearest_valid], [1, 99])
+    assert np.allclose(fitted, fed, rtol=0.03)
+    assert wider[1] > fed[1] * 1.1 and wider[0] < fed[0] * 0.9  # what the stretch was fitted on before
+
+
 def test_gcps_are_scaled_with_the_grid() -> None:
     gcps = ((0.0, 0.0, 51.0, 27.0, 0.0), (400.0, 0.0, 51.1, 27.0, 0.0), (0.0, 300.0, 51.0, 26.9, 0.0))
     georef = Georef(400, 300, "EPSG:4326", 4326, gcps=gcps)
