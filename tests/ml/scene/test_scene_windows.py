@@ -158,6 +158,23 @@ def test_the_stretch_sample_is_the_processing_pixels_the_model_is_fed(tmp_path: 
     assert wider[1] > fed[1] * 1.1 and wider[0] < fed[0] * 0.9  # what the stretch was fitted on before
 
 
+def test_the_stretch_sample_ignores_a_files_overviews(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    values = (300 * np.sqrt(rng.gamma(4.0, 0.25, (512, 512)))).astype(np.uint16) + 1
+    path = write(tmp_path / "ov.tif", values, tiled=True)  # no georeference: processed as it is
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path, "r+") as dst:
+            dst.build_overviews([4, 8], rasterio.enums.Resampling.average)
+    with open_scene(path, max_pixels=10**6, resolution_m=20) as scene:
+        assert scene.factor == 1
+        sample, sample_valid = scene.sample(20_000)
+        averaged, _ = scene.overview(20_000)
+    fed = np.percentile(values, [1, 99])
+    assert np.allclose(np.percentile(sample[sample_valid], [1, 99]), fed, rtol=0.03)
+    assert np.percentile(averaged, 99) < fed[1] * 0.9  # an overview's averages: a stretch too narrow
+
+
 def test_gcps_are_scaled_with_the_grid() -> None:
     gcps = ((0.0, 0.0, 51.0, 27.0, 0.0), (400.0, 0.0, 51.1, 27.0, 0.0), (0.0, 300.0, 51.0, 26.9, 0.0))
     georef = Georef(400, 300, "EPSG:4326", 4326, gcps=gcps)
