@@ -90,14 +90,6 @@ class Scene:
         reads = [self.read(int(row0), int(row0) + rows) for row0 in starts]
         return np.concatenate([v for v, _ in reads]), np.concatenate([m for _, m in reads])
 
-    def overview(self, max_pixels: int) -> tuple[np.ndarray, np.ndarray]:
-        """The whole scene decimated to at most about `max_pixels` (nearest samples): values, valid."""
-        step = max(1, int(np.ceil(np.sqrt(self.src.width * self.src.height / max_pixels))))
-        shape = (max(1, self.src.height // step), max(1, self.src.width // step))
-        values = self.src.read(self.band, out_shape=shape, resampling=Resampling.nearest)
-        masks = self.src.read_masks(self.band, out_shape=shape, resampling=Resampling.nearest)
-        return values, masks != 0
-
 
 def next_to_fill(fill: np.ndarray) -> np.ndarray:
     """Pixels that are fill or touch fill (4-neighbours): without a declared nodata value GDAL averages the

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 
 from ml.geo.georef import Georef
@@ -19,7 +20,7 @@ from ml.image_errors import ImageError
 from ml.inference import sliding_window_many
 from ml.radiometry import Scale, convert
 from ml.scene.convert import WindowConverter
-from ml.scene.source import decimation, open_scene, resolve_inside, scaled
+from ml.scene.source import Scene, decimation, open_scene, resolve_inside, scaled
 from ml.scene.strips import TileCounts, strip_probabilities
 
 UTM = rasterio.Affine(10.0, 0.0, 549_600.0, 0.0, -10.0, 2_986_540.0)  # ~27.0 N 51.5 E, at sea
@@ -139,6 +140,15 @@ def test_without_declared_nodata_the_decimated_pixels_next_to_the_fill_are_nodat
     assert not valid[:, :7].any() and valid[:, 7:].all()
 
 
+def decimated_read(scene: Scene, max_pixels: int) -> tuple[np.ndarray, np.ndarray]:
+    """What the stretch was fitted on before `Scene.sample`: GDAL's nearest read of the whole file."""
+    src = scene.src
+    step = max(1, int(np.ceil(np.sqrt(src.width * src.height / max_pixels))))
+    shape = (max(1, src.height // step), max(1, src.width // step))
+    values = src.read(scene.band, out_shape=shape, resampling=Resampling.nearest)
+    return values, src.read_masks(scene.band, out_shape=shape, resampling=Resampling.nearest) != 0
+
+
 def test_the_stretch_sample_is_the_processing_pixels_the_model_is_fed(tmp_path: Path) -> None:
     # Speckled sea at 10 m, processed at 20 m: the file's own pixels spread wider than their 2 x 2 averages.
     rng = np.random.default_rng(3)
@@ -148,7 +158,7 @@ def test_the_stretch_sample_is_the_processing_pixels_the_model_is_fed(tmp_path: 
     with open_scene(path, max_pixels=10**6, resolution_m=20) as scene:
         grid, grid_valid = scene.read(0, scene.height)
         sample, sample_valid = scene.sample(20_000)
-        nearest, nearest_valid = scene.overview(20_000)
+        nearest, nearest_valid = decimated_read(scene, 20_000)
     assert 20_000 <= sample.size <= 20_000 + 16 * 240 and sample.shape[1] == 240
     assert sample.shape[0] % 16 == 0 and not sample_valid[:, :20].any()  # the border and its edge are out
     fed = np.percentile(grid[grid_valid], [1, 99])
@@ -165,11 +175,11 @@ def test_the_stretch_sample_ignores_a_files_overviews(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.open(path, "r+") as dst:
-            dst.build_overviews([4, 8], rasterio.enums.Resampling.average)
+            dst.build_overviews([4, 8], Resampling.average)
     with open_scene(path, max_pixels=10**6, resolution_m=20) as scene:
         assert scene.factor == 1
         sample, sample_valid = scene.sample(20_000)
-        averaged, _ = scene.overview(20_000)
+        averaged, _ = decimated_read(scene, 20_000)
     fed = np.percentile(values, [1, 99])
     assert np.allclose(np.percentile(sample[sample_valid], [1, 99]), fed, rtol=0.03)
     assert np.percentile(averaged, 99) < fed[1] * 0.9  # an overview's averages: a stretch too narrow
