@@ -46,8 +46,8 @@ class Settings(BaseSettings):
     # Scenes (POST /segment/scene): files the worker extracted under the shared results folder (the API's
     # and worker's RESULTS_DIR), read in place window by window; at most SCENE_MAX_PIXELS, processed at
     # SCENE_RESOLUTION_M metres a pixel (0 = the file's own), tiles all on land not run (SKIP_LAND_TILES),
-    # land along the coasts shown to the model as nodata (HIDE_LAND, also for georeferenced images in a
-    # batch; ml/scene/land.py says why).
+    # land along the coasts shown to the model at the level of the sea beside it (HIDE_LAND, also for
+    # georeferenced images in a batch; ml/scene/land.py says why).
     SCENE_DIR: Path = Path("results")
     SCENE_MAX_PIXELS: int = Field(default=1_000_000_000, ge=1)
     SCENE_RESOLUTION_M: float = Field(default=20.0, ge=0)
