@@ -149,13 +149,11 @@ def open_scene(path: Path, *, max_pixels: int, resolution_m: float) -> Iterator[
         max_bands=DEFAULT_MAX_BANDS,
     )
     try:
-        with (
-            rasterio.Env(**SAFE_GDAL_OPTIONS),
-            warnings.catch_warnings(),
-            rasterio.open(path, driver="GTiff") as src,  # the only driver allowed to open it
-        ):
+        with rasterio.Env(**SAFE_GDAL_OPTIONS), warnings.catch_warnings():
+            # Before the open, which is what warns: a scene without a georeference is processed as it is.
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            yield _scene(src, max_pixels, resolution_m)
+            with rasterio.open(path, driver="GTiff") as src:  # the only driver allowed to open it
+                yield _scene(src, max_pixels, resolution_m)
     except (RasterioError, CPLE_BaseError) as exc:
         raise ImageError(400, f"unreadable GeoTIFF: {_gdal_message(exc)}") from exc
 

@@ -56,6 +56,7 @@ def batch_answer(
                 continue
             decoded.append((index, image))
             gray = image.image.gray
+            # Whatever `geo` asks for: one image's mask must not depend on which products came with it.
             if config.HIDE_LAND and image.georef is not None:  # the overlay keeps the land as read
                 gray = land_hidden(gray, image.georef, config.TILE_SIZE)
             yield gray

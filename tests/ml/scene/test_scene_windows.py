@@ -185,6 +185,14 @@ def test_the_stretch_sample_ignores_a_files_overviews(tmp_path: Path) -> None:
     assert np.percentile(averaged, 99) < fed[1] * 0.9  # an overview's averages: a stretch too narrow
 
 
+def test_a_scene_without_georeference_opens_without_gdals_warning(tmp_path: Path) -> None:
+    path = write(tmp_path / "plain.tif", np.full((64, 64), 40, np.uint8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NotGeoreferencedWarning)  # raised, not printed, if it escapes
+        with open_scene(path, max_pixels=10**6, resolution_m=20) as scene:
+            assert scene.georef is None and scene.factor == 1
+
+
 def test_gcps_are_scaled_with_the_grid() -> None:
     gcps = ((0.0, 0.0, 51.0, 27.0, 0.0), (400.0, 0.0, 51.1, 27.0, 0.0), (0.0, 300.0, 51.0, 26.9, 0.0))
     georef = Georef(400, 300, "EPSG:4326", 4326, gcps=gcps)
