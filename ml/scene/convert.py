@@ -5,7 +5,10 @@ one stretch for every window, or seams would show between them. The stretch is f
 whole scene's processing pixels (a few million, as ml.radiometry samples a decoded image; `Scene.sample`) and
 then applied to each window: by a 256- or 65536-entry table for 8- and 16-bit inputs (GRD amplitude), by
 the working-domain formula for floats. Nodata pixels get the stretch's fill level, so an all-nodata window
-is a constant one, which the tiling skips.
+is a constant one, which the tiling skips. With the range trend (ml.scene.range_trend) each column's working
+values are first moved by that column's correction, so the stretch is fitted on, and applied to, a scene
+whose far range sits at its near range's level; windows then go through the working values (a float table
+for 8- and 16-bit inputs), as a per-column grey-level table cannot be one table.
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ml.radiometry import Scale, Stretch, _level_values, infer_scale, to_working
+from ml.radiometry import ModelInput, Scale, Stretch, _level_values, infer_scale, to_working
+from ml.scene.range_trend import MIN_COLUMNS, range_correction
 
 _TABLE_TYPES = (np.uint8, np.uint16, np.int16)
+SAMPLE_PIXELS = 4_000_000  # whole rows of a decoded image the stretch and the trend are fitted on
+BAND_PIXELS = 4_000_000  # pixels converted at once (float32 working values: 16 MB)
 
 
 def resolve_scale(scale: Scale, tags: dict[str, str], sample: np.ndarray) -> Scale:
@@ -37,12 +43,32 @@ class WindowConverter:
     table: np.ndarray | None = None  # uint8 grey level per integer level (8- and 16-bit inputs)
     level_valid: np.ndarray | None = None  # which integer levels hold data
     offset: int = 0  # the dtype's minimum: level index = value - offset
+    levels: np.ndarray | None = None  # working value per integer level, with a range correction
+    correction: np.ndarray | None = None  # per column, added to the working values (ml.scene.range_trend)
 
     @classmethod
     def fit(
-        cls, values: np.ndarray, valid: np.ndarray, scale: Scale, nodata: float | None
+        cls,
+        values: np.ndarray,
+        valid: np.ndarray,
+        scale: Scale,
+        nodata: float | None,
+        *,
+        range_trend: bool = False,
     ) -> WindowConverter:
-        """Fit on a sample of the whole scene (`values` in the file's dtype, `valid` its mask)."""
+        """Fit on a sample of the whole scene (`values` in the file's dtype, `valid` its mask, full rows of
+        the scene's width); `range_trend`: its fall across the columns removed first, where it fits."""
+        if range_trend:
+            levels = (
+                _level_values(values.dtype.str, scale, nodata) if values.dtype.type in _TABLE_TYPES else None
+            )
+            working = cls._working(values, scale, nodata, levels)
+            working[~valid] = np.nan
+            correction = range_correction(working)
+            if correction is not None:
+                working += correction
+                stretch = Stretch.fit(working)
+                return cls(scale, nodata, stretch, levels=levels, correction=correction)
         if values.dtype.type in _TABLE_TYPES:
             levels = _level_values(values.dtype.str, scale, nodata)
             offset = int(np.iinfo(values.dtype).min)
@@ -60,7 +86,12 @@ class WindowConverter:
         """(uint8 grey levels, bool valid) of one window; nodata pixels hold the fill level."""
         if self.stretch is None:
             return np.zeros(values.shape, np.uint8), np.zeros(values.shape, bool)
-        if self.table is not None and self.level_valid is not None:
+        if self.correction is not None:
+            working = self._working(values, self.scale, self.nodata, self.levels)
+            working += self.correction
+            valid = valid & np.isfinite(working)
+            gray = self.stretch.apply(working)
+        elif self.table is not None and self.level_valid is not None:
             index = values.astype(np.int32) - self.offset if self.offset else values
             gray = self.table[index]
             valid = valid & self.level_valid[index]
@@ -70,3 +101,39 @@ class WindowConverter:
             gray = self.stretch.apply(working)
         gray[~valid] = self.stretch.fill
         return gray, valid
+
+    @staticmethod
+    def _working(
+        values: np.ndarray, scale: Scale, nodata: float | None, levels: np.ndarray | None
+    ) -> np.ndarray:
+        """float32 working values (NaN = nodata), by table for 8- and 16-bit inputs: no log per pixel."""
+        if levels is None:
+            return to_working(values, scale, nodata)
+        offset = int(np.iinfo(values.dtype).min)
+        return np.take(levels, values.astype(np.int32) - offset if offset else values)
+
+
+def range_corrected(
+    band: np.ndarray, valid: np.ndarray | None, scale: Scale, nodata: float | None
+) -> ModelInput | None:
+    """A whole decoded image (a batch's GeoTIFF) converted as a scene is, its range trend removed; None
+    where no trend is fitted (too narrow, too little data): ml.radiometry.convert answers for it then.
+
+    The same file sent in a request body or read as a scene must reach the model alike, and a GeoTIFF
+    under the worker's scene size is still tens of kilometres of range."""
+    if band.ndim != 2 or band.shape[1] < MIN_COLUMNS or band.dtype == np.bool_:
+        return None
+    if scale is Scale.AUTO:
+        scale = infer_scale(band)
+    valid = np.ones(band.shape, bool) if valid is None else valid
+    step = max(1, band.size // SAMPLE_PIXELS)  # whole rows, spread down the image
+    converter = WindowConverter.fit(band[::step], valid[::step], scale, nodata, range_trend=True)
+    if converter.correction is None:
+        return None
+    gray, ok = np.empty(band.shape, np.uint8), np.empty(band.shape, bool)
+    rows = max(1, BAND_PIXELS // band.shape[1])
+    for r0 in range(0, band.shape[0], rows):
+        gray[r0 : r0 + rows], ok[r0 : r0 + rows] = converter.convert(
+            band[r0 : r0 + rows], valid[r0 : r0 + rows]
+        )
+    return ModelInput(gray, None if ok.all() else ok, scale)

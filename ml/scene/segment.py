@@ -54,7 +54,7 @@ def scene_answer(
     ) as scene:
         values, valid = scene.sample(STATS_PIXELS)
         scale = resolve_scale(config.INPUT_SCALE, scene.tags, values)
-        converter = WindowConverter.fit(values, valid, scale, scene.nodata)
+        converter = WindowConverter.fit(values, valid, scale, scene.nodata, range_trend=config.RANGE_TREND)
         del values, valid
         land: LandCells | None = None
         if (config.SKIP_LAND_TILES or config.HIDE_LAND) and scene.georef is not None:

@@ -25,7 +25,9 @@ from ml.service.config import Settings
 
 
 def decode_upload(data: bytes, config: Settings) -> Decoded:
-    return decode(data, config.MAX_PIXELS, config.INPUT_SCALE, config.TILE_SIZE)
+    return decode(
+        data, config.MAX_PIXELS, config.INPUT_SCALE, config.TILE_SIZE, range_trend=config.RANGE_TREND
+    )
 
 
 def batch_answer(

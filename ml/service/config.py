@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     SCENE_RESOLUTION_M: float = Field(default=20.0, ge=0)
     SKIP_LAND_TILES: bool = True
     HIDE_LAND: bool = True
+    # The fall of backscatter across a scene's columns (incidence angle) removed before its one stretch, so
+    # its far range reaches the model at its near range's level; scenes and GeoTIFFs of a batch at least
+    # 1024 pixels wide (ml/scene/range_trend.py says why).
+    RANGE_TREND: bool = True
     MAX_BODY_MB: int = Field(default=512, ge=1)
     # Files one POST /segment/batch may carry (the worker sends up to IMAGES_PER_TASK).
     MAX_BATCH_IMAGES: int = Field(default=64, ge=1)
