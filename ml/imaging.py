@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,7 @@ from ml.geo.raster import looks_like_tiff, read_geotiff
 from ml.image_errors import DEFAULT_MAX_PIXELS, ImageError
 from ml.radiometry import ModelInput, Scale, convert
 from ml.scene.convert import range_corrected
+from ml.scene.land import LandCells
 
 # Pillow modes whose pixels are numbers of another type than uint8 (kept as they are for ml.radiometry).
 _NUMERIC_MODES = {"I;16": np.uint16, "I;16L": np.uint16, "I;16B": np.uint16, "I;16S": np.int16, "I": np.int32}
@@ -80,13 +82,15 @@ def decode(
     tile: int = DEFAULT_TILE,
     *,
     range_trend: bool = False,
+    land_of: Callable[[Georef, int, int], LandCells] | None = None,
 ) -> Decoded:
     """Bytes of a TIFF/GeoTIFF, PNG or JPEG to the model's input (and georeference), or raise ImageError.
 
     `scale` is the service's setting; a GeoTIFF's own `scale` metadata item wins over `auto` only. The
     model's work (ml.budget: pixels after padding to `tile`, JPEG scans) is checked before decoding.
     `range_trend`: a (Geo)TIFF wide enough has its fall across the columns removed, as a scene has
-    (ml.scene.range_trend); pictures (PNG, JPEG) are renderings, converted as they are.
+    (ml.scene.range_trend), fitted on its sea alone where `land_of(georef, height, width)` finds its land;
+    pictures (PNG, JPEG) are renderings, converted as they are.
     """
     if not data:
         raise ImageError(400, "empty file: the upload has no bytes")
@@ -96,7 +100,11 @@ def decode(
         tagged = {k.lower(): v.strip().lower() for k, v in raster.tags.items()}.get("scale")
         if scale is Scale.AUTO and tagged is not None and tagged in Scale._value2member_map_:
             scale = Scale(tagged)
-        image = range_corrected(raster.band, raster.valid, scale, raster.nodata) if range_trend else None
+        image = None
+        if range_trend:
+            height, width = raster.band.shape
+            land = land_of(raster.georef, height, width) if land_of and raster.georef else None
+            image = range_corrected(raster.band, raster.valid, scale, raster.nodata, land)
         if image is None:
             image = convert(raster.band, scale, raster.nodata, raster.valid)
         return Decoded(image, raster.georef, raster.georef_reason, raster.acquired)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ml.radiometry import ModelInput, Scale, Stretch, _level_values, infer_scale, to_working
+from ml.scene.land import LandCells
 from ml.scene.range_trend import MIN_COLUMNS, range_correction
 
 _TABLE_TYPES = (np.uint8, np.uint16, np.int16)
@@ -55,16 +56,18 @@ class WindowConverter:
         nodata: float | None,
         *,
         range_trend: bool = False,
+        land: np.ndarray | None = None,
     ) -> WindowConverter:
         """Fit on a sample of the whole scene (`values` in the file's dtype, `valid` its mask, full rows of
-        the scene's width); `range_trend`: its fall across the columns removed first, where it fits."""
+        the scene's width); `range_trend`: its fall across the columns removed first, where it fits, fitted
+        on the sample's sea alone when `land` (bool, the sample's shape) says where its land is."""
         if range_trend:
             levels = (
                 _level_values(values.dtype.str, scale, nodata) if values.dtype.type in _TABLE_TYPES else None
             )
             working = cls._working(values, scale, nodata, levels)
             working[~valid] = np.nan
-            correction = range_correction(working)
+            correction = range_correction(working if land is None else np.where(land, np.nan, working))
             if correction is not None:
                 working += correction
                 stretch = Stretch.fit(working)
@@ -114,7 +117,11 @@ class WindowConverter:
 
 
 def range_corrected(
-    band: np.ndarray, valid: np.ndarray | None, scale: Scale, nodata: float | None
+    band: np.ndarray,
+    valid: np.ndarray | None,
+    scale: Scale,
+    nodata: float | None,
+    land: LandCells | None = None,
 ) -> ModelInput | None:
     """A whole decoded image (a batch's GeoTIFF) converted as a scene is, its range trend removed; None
     where no trend is fitted (too narrow, too little data): ml.radiometry.convert answers for it then.
@@ -127,7 +134,10 @@ def range_corrected(
         scale = infer_scale(band)
     valid = np.ones(band.shape, bool) if valid is None else valid
     step = max(1, band.size // SAMPLE_PIXELS)  # whole rows, spread down the image
-    converter = WindowConverter.fit(band[::step], valid[::step], scale, nodata, range_trend=True)
+    on_land = None if land is None else land.at_rows(np.arange(0, band.shape[0], step), band.shape[1])
+    converter = WindowConverter.fit(
+        band[::step], valid[::step], scale, nodata, range_trend=True, land=on_land
+    )
     if converter.correction is None:
         return None
     gray, ok = np.empty(band.shape, np.uint8), np.empty(band.shape, bool)

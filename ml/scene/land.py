@@ -36,9 +36,13 @@ class LandCells:
 
     def pixels(self, row0: int, row1: int, width: int) -> np.ndarray:
         """Bool land per pixel of rows [row0, row1), `width` columns."""
-        rows = np.minimum(np.arange(row0, row1) // self.cell, self.cells.shape[0] - 1)
+        return self.at_rows(np.arange(row0, row1), width)
+
+    def at_rows(self, rows: np.ndarray, width: int) -> np.ndarray:
+        """Bool land per pixel of the given processing rows (a scene's sample), `width` columns."""
+        cell_rows = np.minimum(rows // self.cell, self.cells.shape[0] - 1)
         cols = np.minimum(np.arange(width) // self.cell, self.cells.shape[1] - 1)
-        land: np.ndarray = self.cells[rows[:, None], cols[None, :]]
+        land: np.ndarray = self.cells[cell_rows[:, None], cols[None, :]]
         return land
 
     def all_land(self, y: int, x: int, tile: int) -> bool:
@@ -120,11 +124,19 @@ def land_hider(land: LandCells, fill: int, block: int = 256) -> Callable[[int, n
     return hide
 
 
-def land_hidden(gray: np.ndarray, georef: Georef, block: int, landmask: LandMask | None = None) -> np.ndarray:
+def land_hidden(
+    gray: np.ndarray,
+    georef: Georef,
+    block: int,
+    landmask: LandMask | None = None,
+    land: LandCells | None = None,
+) -> np.ndarray:
     """A whole georeferenced image's grey levels as the model should see them: `land_hider` over row bands
     of `block` (the batch path's images, which are not read in strips). An image with no sea is left as it
-    is: there is no sea to mislead, and the slick-level land rule (ml.geo.landmask) answers for it."""
-    land = land_cells(georef, gray.shape[0], gray.shape[1], landmask)
+    is: there is no sea to mislead, and the slick-level land rule (ml.geo.landmask) answers for it.
+    `land`: its cells when already found (for its range trend), else found here."""
+    if land is None:
+        land = land_cells(georef, gray.shape[0], gray.shape[1], landmask)
     if not land.cells.any() or land.cells.all():
         return gray
     hide = land_hider(land, int(np.median(gray[::8, ::8])), block)

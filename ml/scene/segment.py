@@ -52,14 +52,17 @@ def scene_answer(
     with open_scene(
         path, max_pixels=config.SCENE_MAX_PIXELS, resolution_m=config.SCENE_RESOLUTION_M
     ) as scene:
-        values, valid = scene.sample(STATS_PIXELS)
-        scale = resolve_scale(config.INPUT_SCALE, scene.tags, values)
-        converter = WindowConverter.fit(values, valid, scale, scene.nodata, range_trend=config.RANGE_TREND)
-        del values, valid
         land: LandCells | None = None
-        if (config.SKIP_LAND_TILES or config.HIDE_LAND) and scene.georef is not None:
+        if (config.SKIP_LAND_TILES or config.HIDE_LAND or config.RANGE_TREND) and scene.georef is not None:
             land = land_cells(scene.georef, scene.height, scene.width)
             release_default_landmask()  # not held with the grids (module docstring)
+        values, valid = scene.sample(STATS_PIXELS)
+        scale = resolve_scale(config.INPUT_SCALE, scene.tags, values)
+        on_land = None if land is None else land.at_rows(scene.sample_rows(STATS_PIXELS), scene.width)
+        converter = WindowConverter.fit(
+            values, valid, scale, scene.nodata, range_trend=config.RANGE_TREND, land=on_land
+        )
+        del values, valid, on_land
         clock.lap("land tiles")
         skip, hide = None, None
         if land is not None and config.SKIP_LAND_TILES:

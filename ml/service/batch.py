@@ -15,19 +15,37 @@ import rasterio
 from fastapi import UploadFile
 
 from common.wire import BatchItem, BatchResult, geo_mask_entry, mask_entry, overlay_entry, slicks_entry
+from ml.geo.georef import Georef
 from ml.geo.products import geo_products
 from ml.image_errors import ImageError
 from ml.imaging import Decoded, decode
 from ml.inference import Segmenter, to_mask, without_nodata
 from ml.outputs import bundle_batch, encode_mask_png, encode_overlay_png
-from ml.scene.land import land_hidden
+from ml.scene.land import LandCells, land_cells, land_hidden
 from ml.service.config import Settings
 
 
 def decode_upload(data: bytes, config: Settings) -> Decoded:
-    return decode(
-        data, config.MAX_PIXELS, config.INPUT_SCALE, config.TILE_SIZE, range_trend=config.RANGE_TREND
+    return decode_with_land(data, config)[0]
+
+
+def decode_with_land(data: bytes, config: Settings) -> tuple[Decoded, LandCells | None]:
+    """The image, and its land cells where its range trend needed them (land hiding reuses them)."""
+    found: list[LandCells] = []
+
+    def land_of(georef: Georef, height: int, width: int) -> LandCells:
+        found.append(land_cells(georef, height, width))
+        return found[0]
+
+    image = decode(
+        data,
+        config.MAX_PIXELS,
+        config.INPUT_SCALE,
+        config.TILE_SIZE,
+        range_trend=config.RANGE_TREND,
+        land_of=land_of,
     )
+    return image, found[0] if found else None
 
 
 def batch_answer(
@@ -50,7 +68,7 @@ def batch_answer(
         for index, upload in enumerate(files):
             name = upload.filename or f"file{index}"
             try:
-                image = decode_upload(upload.file.read(), config)
+                image, land = decode_with_land(upload.file.read(), config)
             except ImageError as exc:
                 items[index] = BatchItem(
                     index=index, filename=name, status="error", status_code=exc.status_code, detail=exc.detail
@@ -60,7 +78,7 @@ def batch_answer(
             gray = image.image.gray
             # Whatever `geo` asks for: one image's mask must not depend on which products came with it.
             if config.HIDE_LAND and image.georef is not None:  # the overlay keeps the land as read
-                gray = land_hidden(gray, image.georef, config.TILE_SIZE)
+                gray = land_hidden(gray, image.georef, config.TILE_SIZE, land=land)
             yield gray
 
     # One GDAL environment for the whole request: each rasterio call outside one sets up its own (~0.15 ms).

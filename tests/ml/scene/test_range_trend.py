@@ -9,15 +9,19 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 
+from ml.geo.georef import Georef
 from ml.imaging import decode
 from ml.radiometry import Scale, convert
 from ml.scene.convert import WindowConverter
+from ml.scene.land import LandCells
 from ml.scene.range_trend import range_correction
 
 HEIGHT, WIDTH = 320, 4000
+UTM = rasterio.Affine(10.0, 0.0, 549_600.0, 0.0, -10.0, 2_986_540.0)
 
 
 def sea_db(fall_db: float, seed: int = 0) -> np.ndarray:
@@ -53,6 +57,27 @@ def test_land_and_a_wide_slick_do_not_bend_the_curve() -> None:
     flat = working + correction
     sea = [block_medians(flat[int(HEIGHT * 0.8) :], slice(c, c + 200)) for c in range(0, WIDTH, 200)]
     assert max(sea) - min(sea) < 0.6  # the open sea's rows: level across the whole width
+
+
+def test_a_coast_with_more_land_than_sea_is_fitted_on_its_sea_alone() -> None:
+    # Land on 3/4 of the rows of the far 60 % of the columns, brighter inland (hills): a fit on the blocks'
+    # medians follows the land there, whose rise is not the sea's fall.
+    working = sea_db(6.0, seed=3)
+    land = np.zeros(working.shape, bool)
+    land[: int(HEIGHT * 0.75), 1600:] = True
+    hills = np.zeros(WIDTH, np.float32)
+    hills[1600:] = np.linspace(3.0, 15.0, WIDTH - 1600)
+    working[land] += np.broadcast_to(hills, land.shape)[land]
+    valid = np.ones(working.shape, bool)
+    sea_rows = slice(int(HEIGHT * 0.75), None)
+    spans = {}
+    for known in (None, land):
+        converter = WindowConverter.fit(working, valid, Scale.DB, None, range_trend=True, land=known)
+        gray, _ = converter.convert(working, valid)
+        sea = [float(np.median(gray[sea_rows, c : c + 400])) for c in range(0, WIDTH, 400)]
+        spans[known is None] = max(sea) - min(sea)
+    assert spans[True] > 30  # fitted on the land: the sea beside it pushed tens of grey levels down
+    assert spans[False] < 6
 
 
 def test_narrow_empty_and_flat_images_are_left_as_they_are() -> None:
@@ -97,10 +122,11 @@ def test_windows_of_a_scene_agree_with_the_scene_converted_at_once() -> None:
     assert np.all(whole[:, :200] == converter.stretch.fill)  # type: ignore[union-attr]
 
 
-def tiff_bytes(values: np.ndarray) -> bytes:
-    """An ungeoreferenced uint16 TIFF in memory, 0 declared as nodata (as a GRD's fill)."""
+def tiff_bytes(values: np.ndarray, **georeference: object) -> bytes:
+    """A uint16 TIFF in memory, 0 declared as nodata (as a GRD's fill), georeferenced if given crs etc."""
     height, width = values.shape
     profile = {"driver": "GTiff", "width": width, "height": height, "count": 1, "dtype": values.dtype}
+    profile.update(georeference)
     with warnings.catch_warnings(), MemoryFile() as memfile:
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with memfile.open(**profile, nodata=0) as dst:
@@ -121,3 +147,23 @@ def test_a_batchs_geotiff_is_converted_as_the_same_scene_would_be() -> None:
     assert np.array_equal(as_before.gray, convert(values, Scale.AMPLITUDE, 0).gray)
     narrow = tiff_bytes(values[:, :1000])  # too narrow for a trend: converted as it always was
     assert np.array_equal(decode(narrow, range_trend=True).image.gray, decode(narrow).image.gray)
+
+
+def test_a_batchs_geotiff_has_its_trend_fitted_off_the_land_it_is_given() -> None:
+    values, valid = grd_amplitude(far_gain=0.5)
+    land = LandCells(np.zeros((-(-HEIGHT // 8), WIDTH // 8), bool), 8)
+    land.cells[: land.cells.shape[0] * 3 // 4, 200:] = True  # 3/4 of the rows of the far 60 %
+    bright = land.pixels(0, HEIGHT, WIDTH) & valid
+    values[bright] = np.minimum(values[bright].astype(np.int64) * 6, 65535).astype(np.uint16)
+    asked: list[tuple[int, int]] = []
+
+    def land_of(georef: Georef, height: int, width: int) -> LandCells:
+        asked.append((height, width))
+        return land
+
+    data = tiff_bytes(values, crs="EPSG:32639", transform=UTM)
+    image = decode(data, range_trend=True, land_of=land_of).image
+    assert asked == [(HEIGHT, WIDTH)]
+    expected = WindowConverter.fit(values, valid, Scale.AMPLITUDE, 0, range_trend=True, land=bright)
+    assert np.array_equal(image.gray, expected.convert(values, valid)[0])
+    assert not np.array_equal(image.gray, decode(data, range_trend=True).image.gray)  # the land counted
