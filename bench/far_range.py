@@ -1,6 +1,6 @@
 """A whole scene's far range, which tile benchmarks cannot see: `python -m bench.far_range [--model M]`.
 
-    python -m bench.far_range [--model PATH] [--db 1.1 3 6] [--height 6000] [--width 8000]
+    python -m bench.far_range [--model PATH] [--db 1.1 3 6 8] [--height 6000] [--width 8000]
 
 Every figure of ml.training.robustness is taken on 256x256 tiles, each stretched on its own statistics. A
 scene is stretched once (ml.scene.convert), so a tile of its far range, where the sea's backscatter is
@@ -13,10 +13,11 @@ For each far-range darkening (`--db`, in power), a GRD-like scene made in code (
 amplitude at 10 m, 4-look speckle, slanted nodata borders, the north of Qatar as bright textured land in
 the near range, four -10 dB elliptic slicks at sea) goes
 through the service's own scene path in this process (ml.scene.segment.scene_answer: the one stretch, the
-tiling, the model) at the service's processing resolution. Printed per scene: the share of valid sea
-pixels marked oil outside the slicks and off land (their false alarms: all, then near, middle and far
-thirds of the columns) and the share of slick pixels marked oil (recall). A model fit to serve keeps the
-false alarms near zero in every third, and the recall high, whatever the darkening.
+tiling, the model) at the service's processing resolution, with its settings (the range trend removed
+before the stretch unless `ML_RANGE_TREND=false`: run both to see what it does). Printed per scene: the
+share of valid sea pixels marked oil outside the slicks and off land (their false alarms: all, then near,
+middle and far thirds of the columns) and the share of slick pixels marked oil (recall). A model fit to
+serve keeps the false alarms near zero in every third, and the recall high, whatever the darkening.
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ def marked_share(mask: np.ndarray, where: np.ndarray) -> float:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, help="ONNX model (default: the service's ML_MODEL_PATH)")
-    p.add_argument("--db", type=float, nargs="+", default=[1.1, 3.0, 6.0], help="far-range darkening, dB")
+    p.add_argument(
+        "--db", type=float, nargs="+", default=[1.1, 3.0, 6.0, 8.0], help="far-range darkening, dB"
+    )
     p.add_argument("--height", type=int, default=6000, help="rows at 10 m (default 6000)")
     p.add_argument("--width", type=int, default=8000, help="columns at 10 m (default 8000)")
     args = p.parse_args(argv)
