@@ -1,8 +1,9 @@
 """One scene through the model and into its products, never held whole at full resolution.
 
-The scene is read at its processing resolution (ml.scene.source), converted by one stretch (ml.scene.convert),
-segmented one row of tiles at a time (ml.scene.strips), tiles all nodata or all land skipped and land shown to
-the model at the sea's level (ml.scene.land). The mask and overlay PNGs are deflated as the rows come; what is
+The scene is read at its processing resolution (ml.scene.source), its fall across the columns removed
+(ml.scene.range_trend) and converted by one stretch (ml.scene.convert), segmented one row of tiles at a
+time (ml.scene.strips), tiles all nodata or all land skipped and land shown to the model at the sea's level
+(ml.scene.land). The mask and overlay PNGs are deflated as the rows come; what is
 kept of the processing grid is the mask, the validity and the probabilities as uint8 (the slicks' confidence):
 3 bytes a pixel, 313 MB for a GRD scene at 20 m, 78 MB at 40 m.
 
