@@ -1,6 +1,6 @@
 """One Sentinel-1 GRD-sized scene through the whole stack, in bounded memory (issue 17).
 
-    python -m bench.scene [--height 16700] [--width 25000] [--keep]
+    python -m bench.scene [--height 16700] [--width 25000] [--timeout 600]
 
 Generates a GRD-like scene in code (bench/scene_file.py: 25,000 x 16,700 uint16 amplitude, 10 m UTM, a
 slanted nodata border, land where GSHHG says, a few dark slicks), writes it as a tiled, DEFLATE-compressed
