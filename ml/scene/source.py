@@ -84,20 +84,19 @@ class Scene:
         decimated read of a file with overviews is answered from an overview, averaged far more than the
         model's pixels, which narrowed the stretch instead (both at any decimation factor, 1 included).
         """
-        rows = min(SAMPLE_BAND_ROWS, self.height)
-        reads = [self.read(int(row0), int(row0) + rows) for row0 in self._sample_starts(max_pixels)]
+        reads = [self.read(row0, row1) for row0, row1 in self._sample_bands(max_pixels)]
         return np.concatenate([v for v, _ in reads]), np.concatenate([m for _, m in reads])
 
     def sample_rows(self, max_pixels: int) -> np.ndarray:
         """The processing rows `sample(max_pixels)` holds, in its order (to look up their land)."""
-        rows = min(SAMPLE_BAND_ROWS, self.height)
-        return np.concatenate([np.arange(row0, row0 + rows) for row0 in self._sample_starts(max_pixels)])
+        return np.concatenate([np.arange(row0, row1) for row0, row1 in self._sample_bands(max_pixels)])
 
-    def _sample_starts(self, max_pixels: int) -> np.ndarray:
+    def _sample_bands(self, max_pixels: int) -> list[tuple[int, int]]:
+        """[row0, row1) of the sample's bands of SAMPLE_BAND_ROWS rows, spread evenly down the scene."""
         rows = min(SAMPLE_BAND_ROWS, self.height)
         bands = min(self.height // rows, max(1, -(-max_pixels // (rows * self.width))))
-        starts: np.ndarray = np.linspace(0, self.height - rows, bands).round().astype(int)
-        return starts
+        starts = np.linspace(0, self.height - rows, bands).round().astype(int)
+        return [(int(row0), int(row0) + rows) for row0 in starts]
 
 
 def next_to_fill(fill: np.ndarray) -> np.ndarray:

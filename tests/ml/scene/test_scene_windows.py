@@ -185,6 +185,16 @@ def test_the_stretch_sample_ignores_a_files_overviews(tmp_path: Path) -> None:
     assert np.percentile(averaged, 99) < fed[1] * 0.9  # an overview's averages: a stretch too narrow
 
 
+def test_the_sample_says_which_rows_it_holds(tmp_path: Path) -> None:
+    values = np.repeat(np.arange(1, 501, dtype=np.uint16)[:, None], 300, axis=1)  # each row holds its number
+    path = write(tmp_path / "rows.tif", values, tiled=True)
+    with open_scene(path, max_pixels=10**6, resolution_m=20) as scene:
+        sample, _ = scene.sample(20_000)
+        rows = scene.sample_rows(20_000)
+    assert rows.size == sample.shape[0] and np.array_equal(sample[:, 0], rows + 1)
+    assert rows[0] == 0 and rows[-1] == 499  # bands spread from the first row to the last
+
+
 def test_a_scene_without_georeference_opens_without_gdals_warning(tmp_path: Path) -> None:
     path = write(tmp_path / "plain.tif", np.full((64, 64), 40, np.uint8))
     with warnings.catch_warnings():
