@@ -48,6 +48,14 @@ def decode_with_land(data: bytes, config: Settings) -> tuple[Decoded, LandCells 
     return image, found[0] if found else None
 
 
+def model_view(image: Decoded, land: LandCells | None, config: Settings) -> np.ndarray:
+    """The grey levels the model is run on: a georeferenced image's land hidden (ml.scene.land), whatever
+    `geo` asks for and whichever endpoint was called, so one image gets one mask; overlays keep the land."""
+    if config.HIDE_LAND and image.georef is not None:
+        return land_hidden(image.image.gray, image.georef, config.TILE_SIZE, land=land)
+    return image.image.gray
+
+
 def batch_answer(
     files: list[UploadFile],
     segmenter: Segmenter,
@@ -75,11 +83,7 @@ def batch_answer(
                 )
                 continue
             decoded.append((index, image))
-            gray = image.image.gray
-            # Whatever `geo` asks for: one image's mask must not depend on which products came with it.
-            if config.HIDE_LAND and image.georef is not None:  # the overlay keeps the land as read
-                gray = land_hidden(gray, image.georef, config.TILE_SIZE, land=land)
-            yield gray
+            yield model_view(image, land, config)
 
     # One GDAL environment for the whole request: each rasterio call outside one sets up its own (~0.15 ms).
     with slots, rasterio.Env():

@@ -32,7 +32,7 @@ from ml.inference import Segmenter, without_nodata
 from ml.outputs import bundle, encode_mask_png, encode_overlay_png
 from ml.scene.segment import scene_answer
 from ml.scene.source import resolve_inside
-from ml.service.batch import batch_answer, decode_upload
+from ml.service.batch import batch_answer, decode_with_land, model_view
 from ml.service.config import Settings
 from ml.service.deps import SegmenterDep, SettingsDep, SlotsDep
 from ml.service.schemas import Health, ModelCard
@@ -107,11 +107,12 @@ def segment(
     with slots:
         data = file.file.read()
         try:
-            image = decode_upload(data, config).image
+            decoded, land = decode_with_land(data, config)
         except ImageError as exc:
             raise HTTPException(status_code=exc.status_code, detail=exc.detail) from exc
         del data
-        mask = without_nodata(segmenter.segment(image.gray), image.valid)
+        image = decoded.image
+        mask = without_nodata(segmenter.segment(model_view(decoded, land, config)), image.valid)
         oil = int(np.count_nonzero(mask))
         body = encode_mask_png(mask)
         if overlay:

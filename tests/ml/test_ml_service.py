@@ -353,3 +353,48 @@ def test_geo_batch_gives_slicks_in_lonlat_and_an_aligned_cog(
         assert src.profile["tiled"] and (src.width, src.height) == (256, 256)
         np.testing.assert_array_equal(src.read(1), mask)
         assert not src.read_masks(1)[:, :40].any() and src.read_masks(1)[:, 40:].all()
+
+
+def coastal_geotiff(size: int = 512) -> bytes:
+    """uint16 amplitude over Qatar's northern tip at 20 m: speckled sea, brighter textured land where GSHHG
+    has it (so land hiding has land beside sea to hide)."""
+    import rasterio
+    from pyproj import Transformer
+    from rasterio.io import MemoryFile
+
+    from ml.geo.landmask import on_land
+
+    x0, y0 = Transformer.from_crs("EPSG:4326", "EPSG:32639", always_xy=True).transform(51.17, 26.20)
+    transform = rasterio.Affine(20.0, 0.0, round(x0), 0.0, -20.0, round(y0))
+    step = 16
+    cols, rows = np.meshgrid(np.arange(0, size, step) + step / 2, np.arange(0, size, step) + step / 2)
+    x, y = transform * (cols.ravel(), rows.ravel())
+    lon, lat = Transformer.from_crs("EPSG:32639", "EPSG:4326", always_xy=True).transform(x, y)
+    land = on_land(np.asarray(lon), np.asarray(lat)).reshape(cols.shape)
+    land = np.repeat(np.repeat(land, step, axis=0), step, axis=1)
+    rng = np.random.default_rng(21)
+    values = 300 * np.sqrt(rng.gamma(4.0, 0.25, (size, size))) * np.where(land, 3.0, 1.0)
+    profile = {"driver": "GTiff", "width": size, "height": size, "count": 1, "dtype": "uint16"}
+    with MemoryFile() as memfile:
+        with memfile.open(**profile, crs="EPSG:32639", transform=transform) as dst:
+            dst.write(values.astype(np.uint16) + 1, 1)
+        return bytes(memfile.read())
+
+
+def test_one_image_alone_or_in_a_batch_reaches_the_model_alike_on_a_coast(client: TestClient) -> None:
+    from ml.imaging import decode
+    from ml.scene.land import land_cells
+    from ml.service.batch import model_view
+
+    data = coastal_geotiff()
+    decoded = decode(data)
+    assert decoded.georef is not None
+    cells = land_cells(decoded.georef, 512, 512).cells
+    assert cells.any() and not cells.all()  # land and sea: there is land to hide
+    assert not np.array_equal(model_view(decoded, None, Settings()), decoded.image.gray)
+    alone = mask_of(post(client, data, "coast.tif"))
+    response = client.post("/segment/batch", files=[("files", ("coast.tif", data, "image/tiff"))])
+    assert response.status_code == 200, response.text
+    with zipfile.ZipFile(io.BytesIO(response.content)) as zf:
+        batched = np.asarray(Image.open(io.BytesIO(zf.read("0/mask.png"))))
+    assert np.array_equal(alone, batched)
