@@ -25,7 +25,7 @@ from ml.geo.georef import Georef
 from ml.geo.raster import looks_like_tiff, read_geotiff
 from ml.image_errors import DEFAULT_MAX_PIXELS, ImageError
 from ml.radiometry import ModelInput, Scale, convert
-from ml.scene.convert import range_corrected
+from ml.scene.convert import converted_as_scene
 from ml.scene.land import LandCells
 
 # Pillow modes whose pixels are numbers of another type than uint8 (kept as they are for ml.radiometry).
@@ -89,8 +89,8 @@ def decode(
     `scale` is the service's setting; a GeoTIFF's own `scale` metadata item wins over `auto` only. The
     model's work (ml.budget: pixels after padding to `tile`, JPEG scans) is checked before decoding.
     `range_trend`: a (Geo)TIFF wide enough has its fall across the columns removed, as a scene has
-    (ml.scene.range_trend), fitted on its sea alone where `land_of(georef, height, width)` finds its land;
-    pictures (PNG, JPEG) are renderings, converted as they are.
+    (ml.scene.range_trend); where `land_of(georef, height, width)` finds land, the trend and the stretch
+    are fitted on the sea alone. Pictures (PNG, JPEG) are renderings, converted as they are.
     """
     if not data:
         raise ImageError(400, "empty file: the upload has no bytes")
@@ -100,11 +100,11 @@ def decode(
         tagged = {k.lower(): v.strip().lower() for k, v in raster.tags.items()}.get("scale")
         if scale is Scale.AUTO and tagged is not None and tagged in Scale._value2member_map_:
             scale = Scale(tagged)
-        image = None
-        if range_trend:
-            height, width = raster.band.shape
-            land = land_of(raster.georef, height, width) if land_of and raster.georef else None
-            image = range_corrected(raster.band, raster.valid, scale, raster.nodata, land)
+        height, width = raster.band.shape
+        land = land_of(raster.georef, height, width) if land_of and raster.georef else None
+        image = converted_as_scene(
+            raster.band, raster.valid, scale, raster.nodata, land, range_trend=range_trend
+        )
         if image is None:
             image = convert(raster.band, scale, raster.nodata, raster.valid)
         return Decoded(image, raster.georef, raster.georef_reason, raster.acquired)

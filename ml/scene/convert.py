@@ -59,15 +59,19 @@ class WindowConverter:
         land: np.ndarray | None = None,
     ) -> WindowConverter:
         """Fit on a sample of the whole scene (`values` in the file's dtype, `valid` its mask, full rows of
-        the scene's width); `range_trend`: its fall across the columns removed first, where it fits, fitted
-        on the sample's sea alone when `land` (bool, the sample's shape) says where its land is."""
+        the scene's width); `range_trend`: its fall across the columns removed first, where it fits.
+
+        Where `land` (bool, the sample's shape) says where the land is, both are fitted on the sea alone,
+        as in training, where land was nodata: bright land on a third of a coastal image otherwise takes
+        the top of the stretch and shows its sea dark, as a slick."""
+        sea = valid if land is None or not (valid & ~land).any() else valid & ~land
         if range_trend:
             levels = (
                 _level_values(values.dtype.str, scale, nodata) if values.dtype.type in _TABLE_TYPES else None
             )
             working = cls._working(values, scale, nodata, levels)
-            working[~valid] = np.nan
-            correction = range_correction(working if land is None else np.where(land, np.nan, working))
+            working[~sea] = np.nan
+            correction = range_correction(working)
             if correction is not None:
                 working += correction
                 stretch = Stretch.fit(working)
@@ -76,13 +80,13 @@ class WindowConverter:
             levels = _level_values(values.dtype.str, scale, nodata)
             offset = int(np.iinfo(values.dtype).min)
             index = values.astype(np.int32) - offset if offset else values
-            counts = np.bincount(index[valid].ravel(), minlength=levels.size)
+            counts = np.bincount(index[sea].ravel(), minlength=levels.size)
             stretch = Stretch.from_counts(levels, counts)
             if stretch is None:
                 return cls(scale, nodata, None)
             return cls(scale, nodata, stretch, stretch.apply(levels), np.isfinite(levels), offset)
         working = to_working(values, scale, nodata)
-        working[~valid] = np.nan
+        working[~sea] = np.nan
         return cls(scale, nodata, Stretch.fit(working))
 
     def convert(self, values: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -116,29 +120,36 @@ class WindowConverter:
         return np.take(levels, values.astype(np.int32) - offset if offset else values)
 
 
-def range_corrected(
+def converted_as_scene(
     band: np.ndarray,
     valid: np.ndarray | None,
     scale: Scale,
     nodata: float | None,
     land: LandCells | None = None,
+    *,
+    range_trend: bool = True,
 ) -> ModelInput | None:
-    """A whole decoded image (a batch's GeoTIFF) converted as a scene is, its range trend removed; None
-    where no trend is fitted (too narrow, too little data): ml.radiometry.convert answers for it then.
+    """A whole decoded image (a batch's GeoTIFF) converted as a scene is: its range trend removed and its
+    stretch fitted on its sea; None where neither applies (narrow or no trend fitted, and no land known):
+    ml.radiometry.convert answers for it then.
 
     The same file sent in a request body or read as a scene must reach the model alike, and a GeoTIFF
     under the worker's scene size is still tens of kilometres of range."""
-    if band.ndim != 2 or band.shape[1] < MIN_COLUMNS or band.dtype == np.bool_:
+    if band.ndim != 2 or band.dtype == np.bool_:
         return None
     if scale is Scale.AUTO:
         scale = infer_scale(band)
     valid = np.ones(band.shape, bool) if valid is None else valid
     step = max(1, band.size // SAMPLE_PIXELS)  # whole rows, spread down the image
     on_land = None if land is None else land.at_rows(np.arange(0, band.shape[0], step), band.shape[1])
+    has_land = on_land is not None and bool(on_land.any())
+    trend = range_trend and band.shape[1] >= MIN_COLUMNS
+    if not trend and not has_land:
+        return None
     converter = WindowConverter.fit(
-        band[::step], valid[::step], scale, nodata, range_trend=True, land=on_land
+        band[::step], valid[::step], scale, nodata, range_trend=trend, land=on_land if has_land else None
     )
-    if converter.correction is None:
+    if converter.correction is None and not has_land:
         return None
     gray, ok = np.empty(band.shape, np.uint8), np.empty(band.shape, bool)
     rows = max(1, BAND_PIXELS // band.shape[1])

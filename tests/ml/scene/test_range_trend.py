@@ -167,3 +167,22 @@ def test_a_batchs_geotiff_has_its_trend_fitted_off_the_land_it_is_given() -> Non
     expected = WindowConverter.fit(values, valid, Scale.AMPLITUDE, 0, range_trend=True, land=bright)
     assert np.array_equal(image.gray, expected.convert(values, valid)[0])
     assert not np.array_equal(image.gray, decode(data, range_trend=True).image.gray)  # the land counted
+
+
+def test_the_stretch_of_a_coast_is_fitted_on_its_sea_when_its_land_is_known() -> None:
+    values, valid = grd_amplitude(far_gain=1.0)
+    land = np.zeros(values.shape, bool)
+    land[:, 2400:] = True  # bright land on 40 % of the image, as on a coastal GeoTIFF
+    values[land] = np.minimum(values[land].astype(np.int64) * 3, 65535).astype(np.uint16)
+    sea = valid & ~land
+    for trend in (False, True):
+        with_land = WindowConverter.fit(values, valid, Scale.AMPLITUDE, 0, range_trend=trend)
+        on_sea = WindowConverter.fit(values, valid, Scale.AMPLITUDE, 0, range_trend=trend, land=land)
+        darkened = float(np.median(with_land.convert(values, valid)[0][sea]))
+        level = float(np.median(on_sea.convert(values, valid)[0][sea]))
+        assert darkened < 90 < 110 < level  # the land's stretch shows the sea dark, as a slick
+        alone = WindowConverter.fit(values[:, :2400], valid[:, :2400], Scale.AMPLITUDE, 0)
+        assert (
+            abs(level - float(np.median(alone.convert(values[:, :2400], valid[:, :2400])[0][sea[:, :2400]])))
+            <= 2
+        )
