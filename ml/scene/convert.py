@@ -17,13 +17,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ml.radiometry import ModelInput, Scale, Stretch, _level_values, infer_scale, to_working
+from ml.radiometry import (
+    BAND_PIXELS,
+    STATS_SAMPLES,
+    ModelInput,
+    Scale,
+    Stretch,
+    _level_values,
+    infer_scale,
+    to_working,
+)
 from ml.scene.land import LandCells
 from ml.scene.range_trend import MIN_COLUMNS, range_correction
 
 _TABLE_TYPES = (np.uint8, np.uint16, np.int16)
-SAMPLE_PIXELS = 4_000_000  # whole rows of a decoded image the stretch and the trend are fitted on
-BAND_PIXELS = 4_000_000  # pixels converted at once (float32 working values: 16 MB)
 
 
 def resolve_scale(scale: Scale, tags: dict[str, str], sample: np.ndarray) -> Scale:
@@ -43,7 +50,6 @@ class WindowConverter:
     stretch: Stretch | None  # None: the scene holds no valid pixel
     table: np.ndarray | None = None  # uint8 grey level per integer level (8- and 16-bit inputs)
     level_valid: np.ndarray | None = None  # which integer levels hold data
-    offset: int = 0  # the dtype's minimum: level index = value - offset
     levels: np.ndarray | None = None  # working value per integer level, with a range correction
     correction: np.ndarray | None = None  # per column, added to the working values (ml.scene.range_trend)
 
@@ -64,7 +70,9 @@ class WindowConverter:
         Where `land` (bool, the sample's shape) says where the land is, both are fitted on the sea alone,
         as in training, where land was nodata: bright land on a third of a coastal image otherwise takes
         the top of the stretch and shows its sea dark, as a slick."""
-        sea = valid if land is None or not (valid & ~land).any() else valid & ~land
+        sea = valid if land is None else valid & ~land
+        if not sea.any():  # all land, or no land mask: every valid pixel
+            sea = valid
         if range_trend:
             levels = (
                 _level_values(values.dtype.str, scale, nodata) if values.dtype.type in _TABLE_TYPES else None
@@ -78,13 +86,11 @@ class WindowConverter:
                 return cls(scale, nodata, stretch, levels=levels, correction=correction)
         if values.dtype.type in _TABLE_TYPES:
             levels = _level_values(values.dtype.str, scale, nodata)
-            offset = int(np.iinfo(values.dtype).min)
-            index = values.astype(np.int32) - offset if offset else values
-            counts = np.bincount(index[sea].ravel(), minlength=levels.size)
+            counts = np.bincount(_level_index(values)[sea].ravel(), minlength=levels.size)
             stretch = Stretch.from_counts(levels, counts)
             if stretch is None:
                 return cls(scale, nodata, None)
-            return cls(scale, nodata, stretch, stretch.apply(levels), np.isfinite(levels), offset)
+            return cls(scale, nodata, stretch, stretch.apply(levels), np.isfinite(levels))
         working = to_working(values, scale, nodata)
         working[~sea] = np.nan
         return cls(scale, nodata, Stretch.fit(working))
@@ -99,7 +105,7 @@ class WindowConverter:
             valid = valid & np.isfinite(working)
             gray = self.stretch.apply(working)
         elif self.table is not None and self.level_valid is not None:
-            index = values.astype(np.int32) - self.offset if self.offset else values
+            index = _level_index(values)
             gray = self.table[index]
             valid = valid & self.level_valid[index]
         else:
@@ -116,8 +122,13 @@ class WindowConverter:
         """float32 working values (NaN = nodata), by table for 8- and 16-bit inputs: no log per pixel."""
         if levels is None:
             return to_working(values, scale, nodata)
-        offset = int(np.iinfo(values.dtype).min)
-        return np.take(levels, values.astype(np.int32) - offset if offset else values)
+        return np.take(levels, _level_index(values))
+
+
+def _level_index(values: np.ndarray) -> np.ndarray:
+    """Each 8- or 16-bit value's index in its type's table of levels (value minus the type's minimum)."""
+    offset = int(np.iinfo(values.dtype).min)
+    return values.astype(np.int32) - offset if offset else values
 
 
 def converted_as_scene(
@@ -140,7 +151,7 @@ def converted_as_scene(
     if scale is Scale.AUTO:
         scale = infer_scale(band)
     valid = np.ones(band.shape, bool) if valid is None else valid
-    step = max(1, band.size // SAMPLE_PIXELS)  # whole rows, spread down the image
+    step = max(1, band.size // STATS_SAMPLES)  # whole rows, spread down the image
     on_land = None if land is None else land.at_rows(np.arange(0, band.shape[0], step), band.shape[1])
     has_land = on_land is not None and bool(on_land.any())
     trend = range_trend and band.shape[1] >= MIN_COLUMNS
