@@ -42,6 +42,7 @@ from ml.training.data import (
 )
 from ml.training.losses import LOSSES
 from ml.training.model import ARCHITECTURES, CHANNELS, build_model, count_parameters
+from ml.training.negatives import hard_weights, pick_chips, random_crops
 from ml.training.validation import normalised, validate
 from ml.training.warmstart import check_against_onnx, load_folded
 
@@ -61,6 +62,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="folder of oil-free chips (images/ + chips.csv); 'none' trains without them",
     )
     p.add_argument("--negatives-per-batch", type=int, default=4, help="oil-free crops added to each batch")
+    p.add_argument(
+        "--hard-negatives",
+        type=float,
+        default=0.0,
+        help="share of those crops drawn in proportion to how much of their chip the starting weights mark"
+        " oil (ml/training/negatives.py); the rest uniformly",
+    )
     p.add_argument("--out", type=Path, default=Path("runs/slicknet"), help="checkpoint folder")
     p.add_argument("--arch", choices=ARCHITECTURES, default="slicknet")
     p.add_argument("--ema", type=float, default=0.999, help="decay of the weights' moving average (0 = off)")
@@ -164,21 +172,6 @@ def augment(
     if level_share > 0:
         x = level_shift(x, gen, level_share, level_offset, level_gain)
     return x, y
-
-
-def random_crops(
-    chips: np.ndarray, land: np.ndarray, count: int, size: int, gen: torch.Generator
-) -> torch.Tensor:
-    """`count` random size x size crops of oil-free chips as grey levels in [0, 1], land as NaN (nodata)."""
-    picks = torch.randint(0, len(chips), (count,), generator=gen).tolist()
-    out = torch.empty(count, 1, size, size)
-    for i, k in enumerate(picks):
-        top = int(torch.randint(0, chips.shape[1] - size + 1, (1,), generator=gen))
-        left = int(torch.randint(0, chips.shape[2] - size + 1, (1,), generator=gen))
-        crop = torch.from_numpy(chips[k, top : top + size, left : left + size]).float() / 255
-        crop[torch.from_numpy(land[k, top : top + size, left : left + size])] = float("nan")
-        out[i, 0] = crop
-    return out
 
 
 def lr_factor(step: int, total: int, warmup: int) -> float:
@@ -288,6 +281,11 @@ def main(argv: list[str] | None = None) -> None:
     log.info(
         "%s: %d parameters, device %s, %d epochs", args.arch, count_parameters(model), device, args.epochs
     )
+    hard = (
+        hard_weights(args.out / "hard_negatives.npy", model, *neg_train, device)
+        if neg_train is not None and args.hard_negatives > 0
+        else None
+    )
 
     for epoch in range(start_epoch, args.epochs):
         model.train()
@@ -299,7 +297,9 @@ def main(argv: list[str] | None = None) -> None:
             x = torch.from_numpy(tr_x[idx]).float().div_(255).unsqueeze(1)
             y = torch.from_numpy(tr_y[idx]).float().unsqueeze(1)
             if neg_train is not None:
-                extra = random_crops(*neg_train, args.negatives_per_batch, x.shape[-1], gen)
+                count = args.negatives_per_batch
+                picks = pick_chips(count, len(neg_train[0]), hard, args.hard_negatives, gen)
+                extra = random_crops(*neg_train, picks, x.shape[-1], gen)
                 x = torch.cat([x, extra])
                 y = torch.cat([y, torch.zeros_like(extra)])
             x, y = zoom(x, y, gen, args.zoom)
