@@ -69,14 +69,17 @@ def test_train_resume_and_export(tmp_path: Path, scene: Callable[..., tuple[np.n
     assert len(find_pairs(data / "images", data / "masks")) == 40
     negatives = write_negatives(tmp_path / "neg", 8)
     common = ["--data", str(data), "--out", str(out), "--batch-size", "8", "--threads", "1", "--lr", "3e-3"]
-    common += ["--negatives", str(negatives), "--negatives-per-batch", "2"]
+    common += ["--negatives", str(negatives), "--negatives-per-batch", "2", "--hard-negatives", "0.5"]
     train.main([*common, "--epochs", "1"])
     first = torch.load(out / "last.pt", weights_only=False)
     assert first["epoch"] == 0 and len(first["history"]) == 1
+    scored = out / "hard_negatives.npy"  # the chips scored once by the starting weights, kept for --resume
+    kept_scores = scored.read_bytes()
 
     assert not list(out.glob("epoch-*.pt"))
     train.main([*common, "--epochs", "2", "--resume", "--keep-epochs"])
     second = torch.load(out / "last.pt", weights_only=False)
+    assert scored.read_bytes() == kept_scores
     assert second["epoch"] == 1 and [h["epoch"] for h in second["history"]] == [1, 2]
     assert (out / "best.pt").exists()
     kept = torch.load(out / "epoch-02.pt", weights_only=False)  # the scored (EMA) weights of that epoch
