@@ -6,6 +6,9 @@ Such chips are rare among the 2,924 training chips, so a negative drawn uniforml
 `--hard-negatives` draws a share of each batch's negatives in proportion to how much of their chip the
 starting weights mark oil (scored once, before the first step, and kept beside the checkpoints so that a
 resumed run draws from the same weights); the rest stay uniform, so clean sea is not forgotten.
+Off by default: measured in ml/models/MODEL_CARD.md round 8, it cut those false alarms from 1.93 % to
+0.50 % but taught the model that a wide, smooth dark patch is a look-alike, and whole scenes' wide slicks
+went unseen (bench.far_range).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def hard_weights(
         shares = marked_shares(model, chips, land, device)
         np.save(path, shares)
     log.info(
-        "hard negatives: %d of %d chips marked, %.2f %% of their pixels",
+        "hard negatives: %d of %d chips marked, %.2f %% of the chips' pixels on average",
         int(np.count_nonzero(shares)),
         len(shares),
         100 * float(shares.mean()),
