@@ -71,7 +71,7 @@ class WindowConverter:
         as in training, where land was nodata: bright land on a third of a coastal image otherwise takes
         the top of the stretch and shows its sea dark, as a slick."""
         sea = valid if land is None else valid & ~land
-        if not sea.any():  # all land, or no land mask: every valid pixel
+        if not sea.any():  # all land (or nothing valid): fitted on every valid pixel as before
             sea = valid
         if range_trend:
             levels = (
