@@ -70,6 +70,7 @@ def test_train_resume_and_export(tmp_path: Path, scene: Callable[..., tuple[np.n
     negatives = write_negatives(tmp_path / "neg", 8)
     common = ["--data", str(data), "--out", str(out), "--batch-size", "8", "--threads", "1", "--lr", "3e-3"]
     common += ["--negatives", str(negatives), "--negatives-per-batch", "2", "--hard-negatives", "0.5"]
+    common += ["--synthetic-slicks", "0.5"]
     train.main([*common, "--epochs", "1"])
     first = torch.load(out / "last.pt", weights_only=False)
     assert first["epoch"] == 0 and len(first["history"]) == 1
@@ -132,7 +133,7 @@ def test_other_widths_train_and_export(
 ) -> None:
     torch = pytest.importorskip("torch")
     pytest.importorskip("onnx")
-    from ml.training import export, train
+    from ml.training import export, options, train
     from ml.training.model import SlickNet, count_parameters
 
     data, out = tmp_path / "data", tmp_path / "run"
@@ -152,7 +153,7 @@ def test_other_widths_train_and_export(
     with pytest.raises(ValueError, match="shape mismatch"):
         train.main([*args, "--channels", "8,16,32", "--init", str(tmp_path / "model.onnx")])
     with pytest.raises(SystemExit):
-        train.parse_args(["--channels", "8"])
+        options.parse_args(["--channels", "8"])
 
 
 def test_lovasz_hinge_is_zero_when_right_and_grows_with_errors() -> None:
