@@ -41,7 +41,7 @@ from ml.training.data import (
 )
 from ml.training.losses import LOSSES
 from ml.training.model import build_model, count_parameters
-from ml.training.negatives import hard_weights, pick_chips, random_crops
+from ml.training.negatives import hard_weights, onnx_marker, pick_chips, random_crops, torch_marker
 from ml.training.options import parse_args
 from ml.training.synthetic import paste_slicks
 from ml.training.validation import normalised, validate
@@ -177,11 +177,11 @@ def main(argv: list[str] | None = None) -> None:
     log.info(
         "%s: %d parameters, device %s, %d epochs", args.arch, count_parameters(model), device, args.epochs
     )
-    hard = (
-        hard_weights(args.out / "hard_negatives.npy", model, *neg_train, device)
-        if neg_train is not None and args.hard_negatives > 0
-        else None
-    )
+    hard = None
+    if neg_train is not None and args.hard_negatives > 0:
+        onnx_start = args.init is not None and args.init.suffix == ".onnx" and not args.resume
+        mark = onnx_marker(args.init, args.threads) if onnx_start else torch_marker(model, device)
+        hard = hard_weights(args.out / "hard_negatives.npy", mark, *neg_train)
 
     for epoch in range(start_epoch, args.epochs):
         model.train()

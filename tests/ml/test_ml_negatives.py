@@ -10,7 +10,16 @@ import pytest
 pytestmark = pytest.mark.train
 torch = pytest.importorskip("torch")
 
-from ml.training.negatives import hard_weights, pick_chips, random_crops  # noqa: E402
+from ml.training.negatives import (  # noqa: E402
+    hard_weights,
+    marked_shares,
+    onnx_marker,
+    pick_chips,
+    random_crops,
+    torch_marker,
+)
+
+CPU = torch.device("cpu")
 
 
 class _MarksSaturated(torch.nn.Module):
@@ -50,7 +59,7 @@ def test_the_hard_share_comes_from_the_marked_chips_only() -> None:
 def test_chips_are_scored_once_and_the_scores_kept(tmp_path: Path) -> None:
     chips, land = _chips()
     path = tmp_path / "hard_negatives.npy"
-    weights = hard_weights(path, _MarksSaturated(), chips, land, torch.device("cpu"))
+    weights = hard_weights(path, torch_marker(_MarksSaturated(), CPU), chips, land)
     assert weights is not None
     shares = weights.numpy()
     assert shares.argmax() == 2
@@ -58,13 +67,13 @@ def test_chips_are_scored_once_and_the_scores_kept(tmp_path: Path) -> None:
     assert shares[[0, 1, 3]].max() < 0.1  # the speckle's top level, ties included
     assert np.allclose(np.load(path), shares)
     # A resumed run reads the kept scores, whatever the model says now.
-    again = hard_weights(path, torch.nn.Identity(), chips, land, torch.device("cpu"))
+    again = hard_weights(path, torch_marker(torch.nn.Identity(), CPU), chips, land)
     assert again is not None and torch.equal(again, weights)
 
 
 def test_nothing_marked_means_uniform_draws(tmp_path: Path) -> None:
     chips, land = _chips()
-    assert hard_weights(tmp_path / "h.npy", _MarksNothing(), chips, land, torch.device("cpu")) is None
+    assert hard_weights(tmp_path / "h.npy", torch_marker(_MarksNothing(), CPU), chips, land) is None
 
 
 def test_crops_hold_land_as_nodata() -> None:
@@ -73,3 +82,29 @@ def test_crops_hold_land_as_nodata() -> None:
     assert crops.shape == (2, 1, 64, 64)
     assert torch.isnan(crops[:, 0, :16]).all()
     assert not torch.isnan(crops[:, 0, 16:]).any()
+
+
+class _Bright(torch.nn.Module):
+    """A steep sigmoid above grey level 0.8: its marks do not hang on rounding, so both runtimes agree."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(60 * (x - 0.805))
+
+
+def test_an_onnx_start_is_scored_by_onnx_runtime_as_torch_scores_it(tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    chips, land = _chips()
+    path = tmp_path / "bright.onnx"
+    torch.onnx.export(
+        _Bright(),
+        (torch.rand(1, 1, 64, 64),),
+        str(path),
+        input_names=["image"],
+        output_names=["oil_probability"],
+        dynamic_axes={"image": {0: "batch"}, "oil_probability": {0: "batch"}},
+        dynamo=False,
+    )
+    by_onnx = marked_shares(onnx_marker(path, 1, batch=3), chips, land)
+    by_torch = marked_shares(torch_marker(_Bright(), CPU), chips, land)
+    assert by_onnx.shape == (4,) and by_onnx[2] > 0.4
+    assert np.array_equal(by_onnx, by_torch)
