@@ -14,8 +14,9 @@ DEFAULT_DATA = SHARED_DATA / "sos-sentinel1-train"
 DEFAULT_NEGATIVES = SHARED_DATA / "csiro-s1-nonoil"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Train SlickNet on the SOS Sentinel-1 tiles.")
+def parse_args(argv: list[str] | None = None, description: str | None = None) -> argparse.Namespace:
+    """`description` is the trainer's docstring, so that `--help` still says how runs resume."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with images/ and masks/")
     p.add_argument(
         "--negatives",

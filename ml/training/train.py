@@ -106,7 +106,7 @@ def initialise(model: torch.nn.Module, path: Path, train_images: np.ndarray) -> 
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+    args = parse_args(argv, __doc__)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
     device = torch.device(
