@@ -7,23 +7,28 @@ slanted nodata border, land where GSHHG says, a few dark slicks), writes it as a
 BigTIFF with averaged overviews in a zip (cached under var/bench/, reused while the generator is unchanged),
 starts a stack with the default settings (bench.harness), uploads the zip, waits for the archive and checks
 it holds the georeferenced COG mask and the slicks. Printed: the time from the first byte of the upload to
-the downloadable archive, the job's figures, then the peak resident set size (VmHWM) of every process of
+the downloadable archive, the job's figures, the slicks found on the drawn ones and the false ones (the
+drawn slicks are the scene's only oil: anything else is a false alarm an analyst would see, which no tile
+figure shows; ml/models/MODEL_CARD.md round 9), then the peak resident set size (VmHWM) of every process of
 the stack, the worker's pool children included, and last the line
-`scene: <seconds> s, peak RSS <MB> MB (<process>)` with the largest of them.
+`scene: <seconds> s, peak RSS <MB> MB (<process>)` with the largest of them. `--keep PATH` keeps the archive.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import io
 import json
 import tempfile
 import time
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
+import numpy as np
 
 from bench import scene_file
 from bench.api_client import upload_zip, wait_job
@@ -50,6 +55,19 @@ def scene_zip(height: int, width: int) -> Path:
     return path
 
 
+def false_slicks(table: str, drawn: Sequence[scene_file.Slick], factor: float) -> list[dict[str, str]]:
+    """Rows of the archive's slicks.csv whose centroid lies on none of the drawn slicks, each grown by its
+    half-width (a fragment of a drawn slick is no false alarm). `factor`: scene pixels per mask pixel."""
+    grown = [scene_file.Slick(s.col, s.row, s.a + s.b, 2 * s.b, s.angle) for s in drawn]
+    false = []
+    for row in csv.DictReader(io.StringIO(table)):
+        rows = np.array([(float(row["centroid_row"]) + 0.5) * factor])
+        cols = np.array([(float(row["centroid_col"]) + 0.5) * factor])
+        if not any(slick.inside(rows, cols)[0] for slick in grown):
+            false.append(row)
+    return false
+
+
 def peaks(stack: BenchStack) -> dict[str, int]:
     """Peak RSS of every process of the stack, named (worker children as worker-child-<n>)."""
     found: dict[str, int] = {}
@@ -64,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--height", type=int, default=16_700)
     p.add_argument("--width", type=int, default=25_000)
     p.add_argument("--timeout", type=float, default=600.0)
+    p.add_argument("--keep", type=Path, help="write the job's archive here (to look at the slicks)")
     args = p.parse_args(argv)
     upload = scene_zip(args.height, args.width)
     with tempfile.TemporaryDirectory(prefix="bench-scene-") as tmp, BenchStack(Path(tmp)) as stack:
@@ -86,6 +105,9 @@ def main(argv: list[str] | None = None) -> None:
         with zipfile.ZipFile(io.BytesIO(archive.content)) as zf:
             names = zf.namelist()
             report = json.loads(zf.read("report.json"))["images"][0]
+            table = zf.read("slicks.csv").decode() if "slicks.csv" in names else ""
+        if args.keep is not None:
+            args.keep.write_bytes(archive.content)
         cogs = [n for n in names if n.startswith("masks/") and n.endswith(".tif")]
         slicks = [n for n in names if n.startswith("slicks/") and n.endswith(".geojson")]
         if not cogs or not slicks:
@@ -95,6 +117,14 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"mask {report['width']}x{report['height']}, oil {report['oil_fraction']:.4f}, "
             f"slicks {(report.get('geo') or {}).get('slicks')}, archive {len(archive.content) / MB:.0f} MB"
+        )
+        drawn = scene_file.grd_slicks(args.height, args.width)
+        false = false_slicks(table, drawn, args.width / report["width"])
+        found = len(list(csv.DictReader(io.StringIO(table)))) - len(false)
+        print(
+            f"slicks on the {len(drawn)} drawn ones {found}, false {len(false)} "
+            f"({sum(float(r['area_km2']) for r in false):.2f} km², confidence "
+            f"{max((float(r['confidence']) for r in false), default=0):.2f} at most)"
         )
         for name, peak in figures.items():
             print(f"peak RSS {name}: {peak / MB:.0f} MB")
