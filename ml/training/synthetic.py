@@ -51,13 +51,21 @@ def paste_slicks(x: torch.Tensor, gen: torch.Generator, share: float) -> tuple[t
     """(N, 1, H, W) oil-free grey levels in [0, 1] (NaN = land) and their masks, `share` of them with a slick.
 
     The mask is the slick's inner half of the soft edge, never on land (NaN stays NaN, and is no oil).
+    The darkening is at most the sea's 5th percentile, so a slick keeps its speckle and is never a flat
+    black patch (round 9's first run let slicks on a dark sea clip to flat black, then drew specks on the
+    sea beside hidden land's flat fill in bench.scene: a flat, sharp-edged patch labelled oil is the
+    suspected cue). A crop too dark for the least darkening gets no slick.
     """
     x, y = x.clone(), torch.zeros_like(x)
     for i in range(x.shape[0]):
         if float(torch.rand(1, generator=gen)) >= share:
             continue
         weight = slick_shape(x.shape[-1], gen)
-        darkening = _draw(gen, *DARKENING)
+        sea = x[i, 0][~torch.isnan(x[i, 0])]
+        floor = float(torch.quantile(sea, 0.05)) if sea.numel() else 0.0
+        darkening = min(_draw(gen, *DARKENING), floor)
+        if darkening < DARKENING[0]:
+            continue
         x[i, 0] = (x[i, 0] - darkening * weight).clamp_min(0)
         y[i, 0] = ((weight >= 0.5) & ~torch.isnan(x[i, 0])).float()
     return x, y

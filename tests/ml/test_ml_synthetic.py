@@ -60,3 +60,17 @@ def test_a_slick_is_solid_inside_with_a_soft_edge() -> None:
         assert int((weight >= 0.5).sum()) >= 3.14 * HALF_WIDTH[0] ** 2 * 2 * 0.68**2 / 4
         soft = (weight > 0) & (weight < 1)
         assert 0 < int(soft.sum()) < int((weight > 0).sum())
+
+
+def test_a_slick_keeps_its_speckle_and_a_sea_too_dark_for_one_gets_none() -> None:
+    gen = torch.Generator().manual_seed(5)
+    sea = (0.3 + 0.05 * torch.randn(8, 1, 128, 128, generator=gen)).clamp(0, 1)
+    out, mask = paste_slicks(sea, torch.Generator().manual_seed(6), 1.0)
+    for i in range(len(sea)):
+        inside = mask[i, 0].bool()
+        assert inside.any()
+        assert float((out[i, 0][inside] == 0).float().mean()) < 0.1  # hardly any pixel clipped to black
+        assert float(out[i, 0][inside].std()) > 0.5 * float(sea[i, 0].std())
+    dark = (0.06 + 0.02 * torch.randn(8, 1, 128, 128, generator=gen)).clamp(0, 1)
+    out, mask = paste_slicks(dark, torch.Generator().manual_seed(7), 1.0)
+    assert not mask.any() and torch.equal(out, dark)
