@@ -52,9 +52,9 @@ def paste_slicks(x: torch.Tensor, gen: torch.Generator, share: float) -> tuple[t
 
     The mask is the slick's inner half of the soft edge, never on land (NaN stays NaN, and is no oil).
     The darkening is at most the sea's 5th percentile, so a slick keeps its speckle and is never a flat
-    black patch (round 9's first run let slicks on a dark sea clip to flat black, then drew specks on the
-    sea beside hidden land's flat fill in bench.scene: a flat, sharp-edged patch labelled oil is the
-    suspected cue). A crop too dark for the least darkening gets no slick.
+    black patch, as a real slick in a dB rendering keeps its speckle. (Round 9's first runs clipped, and
+    drew specks beside hidden land in bench.scene; four epochs more with this rule did not remove them:
+    ml/models/MODEL_CARD.md.) A crop too dark for the least darkening gets no slick.
     """
     x, y = x.clone(), torch.zeros_like(x)
     for i in range(x.shape[0]):
