@@ -23,11 +23,10 @@ import numpy as np
 
 from ml.inference import Segmenter
 from ml.radiometry import convert
-from ml.training.data import load_image, load_mask
+from ml.training.data import DEFAULT_DATA, load_image, load_mask
 from ml.training.evaluate import Confusion, select_pairs
 
 TILE = 256
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sos-sentinel1-train"
 
 
 def decimate(image: np.ndarray, factor: int, resampling: str) -> np.ndarray:
@@ -69,7 +68,7 @@ def iou(c: Confusion) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=DATA)
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--factors", type=int, nargs="+", default=[1, 2, 4])
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)

@@ -13,6 +13,11 @@ from PIL import Image
 
 from ml.imaging import pixel_band
 
+# The project's datasets beside the checkout (never copied into it): the defaults of every training command.
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DEFAULT_DATA = SHARED_DATA / "sos-sentinel1-train"
+DEFAULT_NEGATIVES = SHARED_DATA / "csiro-s1-nonoil"
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 MASK_THRESHOLD = 128
 

@@ -37,9 +37,9 @@ def torch_marker(model: torch.nn.Module, device: torch.device) -> Marker:
 def onnx_marker(path: Path, threads: int, batch: int = 16) -> Marker:
     """An exported file through ONNX Runtime: the served weights scored the 2,924 training chips in 126 s
     on 2 cores against 11-12 minutes with torch, every chip's share within 9e-6 of torch's (round 9)."""
-    session = runners.session(path, threads)
 
     def mark(grey: np.ndarray) -> np.ndarray:
+        session = runners.session(path, threads)  # opened only if the scores are not kept yet
         out = []
         for i in range(0, len(grey), batch):
             x = grey[i : i + batch, None].astype(np.float32) / 255

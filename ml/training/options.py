@@ -6,12 +6,9 @@ import argparse
 from pathlib import Path
 
 from ml.training.augment import LEVEL_GAIN, LEVEL_OFFSET
+from ml.training.data import DEFAULT_DATA, DEFAULT_NEGATIVES
 from ml.training.losses import LOSSES
 from ml.training.model import ARCHITECTURES, CHANNELS
-
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-DEFAULT_DATA = SHARED_DATA / "sos-sentinel1-train"
-DEFAULT_NEGATIVES = SHARED_DATA / "csiro-s1-nonoil"
 
 
 def parse_args(argv: list[str] | None = None, description: str | None = None) -> argparse.Namespace:

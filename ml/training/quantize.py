@@ -21,9 +21,7 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 
 from ml.inference import DEFAULT_MODEL_PATH, Segmenter
 from ml.radiometry import convert
-from ml.training.data import find_pairs, load_image, split_by_blocks
-
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "sos-sentinel1-train"
+from ml.training.data import DEFAULT_DATA, find_pairs, load_image, split_by_blocks
 
 
 class Tiles(CalibrationDataReader):
@@ -75,7 +73,7 @@ def speed(model: Path, tiles: int = 200) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=SHARED)
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--out", type=Path, default=Path("runs/slicknet-int8.onnx"))
     p.add_argument("--tiles", type=int, default=256)
     p.add_argument("--speed", action="store_true", help="only compare the speed of the float and INT8 models")

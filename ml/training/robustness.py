@@ -36,6 +36,8 @@ from ml.imaging import decode_image
 from ml.inference import DEFAULT_MODEL_PATH, Segmenter, without_nodata
 from ml.radiometry import HIGH_PERCENTILE, LOW_PERCENTILE
 from ml.training.data import (
+    DEFAULT_DATA,
+    DEFAULT_NEGATIVES,
     LAND_GREY,
     find_pairs,
     load_arrays,
@@ -45,7 +47,6 @@ from ml.training.data import (
 )
 from ml.training.evaluate import Confusion, scores
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 WINDOW = 128  # side of the oil-free windows cut from validation scenes
 GDAL_NODATA_TAG = 42113  # the TIFF tag GDAL reads a nodata value from
 
@@ -192,8 +193,8 @@ def oil_free_windows(images: np.ndarray, masks: np.ndarray, size: int = WINDOW) 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=SHARED / "sos-sentinel1-train")
-    p.add_argument("--negatives", type=Path, default=SHARED / "csiro-s1-nonoil")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--negatives", type=Path, default=DEFAULT_NEGATIVES)
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--views", type=int, choices=[1, 2, 4], default=1, help="mirror views averaged per tile")

@@ -57,6 +57,8 @@ def paste_slicks(x: torch.Tensor, gen: torch.Generator, share: float) -> tuple[t
     ml/models/MODEL_CARD.md.) A crop too dark for the least darkening gets no slick.
     """
     x, y = x.clone(), torch.zeros_like(x)
+    if share <= 0:  # draws nothing, so a run without slicks draws as before they existed
+        return x, y
     for i in range(x.shape[0]):
         if float(torch.rand(1, generator=gen)) >= share:
             continue

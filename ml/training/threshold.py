@@ -18,9 +18,8 @@ import numpy as np
 
 from ml.imaging import decode_image
 from ml.inference import DEFAULT_MODEL_PATH, THRESHOLD, Segmenter
-from ml.training.data import VAL_BLOCKS, VAL_CHUNKS, find_pairs, load_mask, split_by_blocks
+from ml.training.data import DEFAULT_DATA, VAL_BLOCKS, VAL_CHUNKS, find_pairs, load_mask, split_by_blocks
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "sos-sentinel1-train"
 CANDIDATES = tuple(round(t, 2) for t in np.arange(0.30, 0.71, 0.05))
 
 
@@ -74,7 +73,7 @@ def cross_validate(per_block: list[np.ndarray], thresholds: tuple[float, ...]) -
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, default=SHARED)
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
