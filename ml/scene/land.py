@@ -7,6 +7,11 @@ marks the sea along the coast as oil (ml/models/MODEL_CARD.md, round 5: 5 % of b
 of it a band along the shore). So the model gets land at the level of the sea beside it, as a training
 tile's nodata gets its tile's median.
 
+The sea within `margin` cells of that land is hidden with it (`margin_cells`, the service's LAND_MARGIN_M):
+GSHHG and a scene's own coast disagree by a cell or two, and a sliver of bright land left beside the sea
+makes the sea next to it read as a dark slick (bench.scene: a 3.6 km² false slick against such a sliver,
+none with one cell hidden; ml/models/MODEL_CARD.md, round 10). Tiles are still skipped on land alone.
+
 The cells: one land-mask query (GSHHG, ml.geo.landmask) at the centre of every `COARSE` x `COARSE` block of
 `LAND_CELL`-pixel cells, then every cell of the blocks with land and sea among their neighbours (the
 coasts). An island smaller than a block and more than a block from any other land can be missed; the
@@ -45,6 +50,18 @@ class LandCells:
         land: np.ndarray = self.cells[cell_rows[:, None], cols[None, :]]
         return land
 
+    def grown(self, by: int) -> LandCells:
+        """These cells with every cell within `by` cells (a square) of land counted as land too."""
+        if by <= 0 or not self.cells.any():
+            return self
+        height, width = self.cells.shape
+        padded = np.pad(self.cells, by)
+        spread = np.zeros_like(self.cells)
+        for dy in range(2 * by + 1):
+            for dx in range(2 * by + 1):
+                spread |= padded[dy : dy + height, dx : dx + width]
+        return LandCells(spread, self.cell)
+
     def all_land(self, y: int, x: int, tile: int) -> bool:
         """Whether every cell a tile at (y, x) touches is land (tiles may reach past the scene's edge)."""
         c = self.cell
@@ -77,6 +94,13 @@ def land_cells(
     return LandCells(cells, cell)
 
 
+def margin_cells(georef: Georef, margin_m: float, cell: int = LAND_CELL) -> int:
+    """How many cells of coastal sea `margin_m` metres hide, at the image's pixel size (0: none)."""
+    if margin_m <= 0:
+        return 0
+    return round(margin_m / (cell * max(georef.pixel_size_m())))
+
+
 def _query(
     georef: Georef,
     height: int,
@@ -99,13 +123,17 @@ def land_skipper(land: LandCells, tile: int) -> Callable[[int, int], bool]:
     return lambda y, x: land.all_land(y, x, tile)
 
 
-def land_hider(land: LandCells, fill: int, block: int = 256) -> Callable[[int, np.ndarray], np.ndarray]:
-    """`hide(row0, gray)` for ml.scene.strips: the rows' grey levels with land at the level of the sea
-    beside it (the median of the other pixels of each `block`-column block; `fill` where there is none).
+def land_hider(
+    land: LandCells, fill: int, block: int = 256, margin: int = 0
+) -> Callable[[int, np.ndarray], np.ndarray]:
+    """`hide(row0, gray)` for ml.scene.strips: the rows' grey levels with land, and the sea within `margin`
+    cells of it, at the level of the sea beside it (the median of the other pixels of each `block`-column
+    block; `fill` where there is none).
 
     The training fills nodata with its tile's median; a scene's one fill level would stand out beside a
     far range a few dB darker than the scene's median, and the sea next to it would look like a slick.
     """
+    land = land.grown(margin)
 
     def hide(row0: int, gray: np.ndarray) -> np.ndarray:
         on_land = land.pixels(row0, row0 + gray.shape[0], gray.shape[1])
@@ -130,14 +158,17 @@ def land_hidden(
     block: int,
     landmask: LandMask | None = None,
     land: LandCells | None = None,
+    margin_m: float = 0.0,
 ) -> np.ndarray:
     """A whole georeferenced image's grey levels as the model should see them: `land_hider` over row bands
     of `block` (the batch path's images, which are not read in strips). An image with no sea is left as it
     is: there is no sea to mislead, and the slick-level land rule (ml.geo.landmask) answers for it.
-    `land`: its cells when already found (for its range trend), else found here."""
+    `land`: its cells when already found (for its range trend), else found here; `margin_m`: the coastal
+    sea hidden with the land (`margin_cells`)."""
     if land is None:
         land = land_cells(georef, gray.shape[0], gray.shape[1], landmask)
     if not land.cells.any() or land.cells.all():
         return gray
-    hide = land_hider(land, int(np.median(gray[::8, ::8])), block)
+    margin = margin_cells(georef, margin_m, land.cell)
+    hide = land_hider(land, int(np.median(gray[::8, ::8])), block, margin)
     return np.concatenate([hide(r, gray[r : r + block]) for r in range(0, gray.shape[0], block)])

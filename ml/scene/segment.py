@@ -34,7 +34,7 @@ from ml.geo.vectorise import vectorise
 from ml.inference import Predict, Segmenter, to_mask
 from ml.outputs import bundle_batch, mask_png_stream, overlay_index, overlay_png_stream
 from ml.scene.convert import WindowConverter, resolve_scale
-from ml.scene.land import LandCells, land_cells, land_hider, land_skipper
+from ml.scene.land import LandCells, land_cells, land_hider, land_skipper, margin_cells
 from ml.scene.source import Scene, open_scene
 from ml.scene.strips import TileCounts, strip_probabilities
 from ml.service.config import Settings
@@ -54,8 +54,10 @@ def scene_answer(
         path, max_pixels=config.SCENE_MAX_PIXELS, resolution_m=config.SCENE_RESOLUTION_M
     ) as scene:
         land: LandCells | None = None
+        margin = 0
         if (config.SKIP_LAND_TILES or config.HIDE_LAND or config.RANGE_TREND) and scene.georef is not None:
             land = land_cells(scene.georef, scene.height, scene.width)
+            margin = margin_cells(scene.georef, config.LAND_MARGIN_M, land.cell)
             release_default_landmask()  # not held with the grids (module docstring)
         values, valid = scene.sample(STATS_PIXELS)
         scale = resolve_scale(config.INPUT_SCALE, scene.tags, values)
@@ -69,7 +71,7 @@ def scene_answer(
         if land is not None and config.SKIP_LAND_TILES:
             skip = land_skipper(land, segmenter.tile_size)
         if land is not None and config.HIDE_LAND and converter.stretch is not None:
-            hide = land_hider(land, int(converter.stretch.fill), segmenter.tile_size)
+            hide = land_hider(land, int(converter.stretch.fill), segmenter.tile_size, margin)
         mask, valid, prob, counts = _segment(scene, converter, segmenter, skip, hide, cancelled, files)
         clock.lap("model")
     all_valid = bool(valid.all())

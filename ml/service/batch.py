@@ -52,7 +52,9 @@ def model_view(image: Decoded, land: LandCells | None, config: Settings) -> np.n
     """The grey levels the model is run on: a georeferenced image's land hidden (ml.scene.land), whatever
     `geo` asks for and whichever endpoint was called, so one image gets one mask; overlays keep the land."""
     if config.HIDE_LAND and image.georef is not None:
-        return land_hidden(image.image.gray, image.georef, config.TILE_SIZE, land=land)
+        return land_hidden(
+            image.image.gray, image.georef, config.TILE_SIZE, land=land, margin_m=config.LAND_MARGIN_M
+        )
     return image.image.gray
 
 

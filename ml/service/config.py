@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     SCENE_RESOLUTION_M: float = Field(default=20.0, ge=0)
     SKIP_LAND_TILES: bool = True
     HIDE_LAND: bool = True
+    # The sea within this many metres of GSHHG's land hidden with it (rounded to whole 8-pixel cells): the
+    # land mask and a scene's own coast disagree by about a cell, and a bright sliver of land left beside
+    # the sea makes the sea next to it look like a slick. 0 hides the land alone.
+    LAND_MARGIN_M: float = Field(default=150.0, ge=0)
     # The fall of backscatter across a scene's columns (incidence angle) removed before its one stretch, so
     # its far range reaches the model at its near range's level; scenes and GeoTIFFs of a batch at least
     # 1024 pixels wide (ml/scene/range_trend.py says why).

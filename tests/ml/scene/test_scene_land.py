@@ -8,7 +8,15 @@ import numpy as np
 import rasterio
 
 from ml.geo.georef import Georef
-from ml.scene.land import LAND_CELL, land_cells, land_hidden, land_hider, land_skipper
+from ml.scene.land import (
+    LAND_CELL,
+    LandCells,
+    land_cells,
+    land_hidden,
+    land_hider,
+    land_skipper,
+    margin_cells,
+)
 from ml.scene.strips import strip_probabilities
 
 UTM = rasterio.Affine(10.0, 0.0, 549_600.0, 0.0, -10.0, 2_986_540.0)  # ~27.0 N 51.5 E, at sea
@@ -104,3 +112,36 @@ def test_a_georeferenced_images_land_is_hidden_as_a_scenes() -> None:
     assert hidden[on_land].max() <= 208 and gray[on_land].max() == 255
     assert land_hidden(gray, GEOREF, 256, OpenSea()) is gray  # nothing to hide: the image as it is
     assert land_hidden(gray, GEOREF, 256, Inland()) is gray  # no sea: left to the slick-level land rule
+
+
+def test_land_grown_by_a_margin_reaches_exactly_that_many_cells() -> None:
+    cells = np.zeros((9, 9), bool)
+    cells[4, 4] = True
+    land = LandCells(cells, LAND_CELL)
+    assert land.grown(0) is land
+    grown = land.grown(2).cells
+    assert grown[2:7, 2:7].all() and grown.sum() == 25  # a 5x5 square: two cells every way, no further
+    assert LandCells(np.zeros((3, 3), bool), LAND_CELL).grown(1).cells.sum() == 0  # open sea stays sea
+    assert not cells[3, 4]  # the original is left as it was
+
+
+def test_margin_cells_follow_the_pixel_size() -> None:
+    at_20m = Georef(
+        500, 300, GEOREF.crs_wkt, 32639, transform=(20.0, 0.0, 549_600.0, 0.0, -20.0, 2_986_540.0)
+    )
+    assert margin_cells(GEOREF, 150.0) == 2  # 10 m pixels: 80 m cells
+    assert margin_cells(at_20m, 150.0) == 1  # 20 m pixels, the scene path's: 160 m cells
+    assert margin_cells(GEOREF, 0.0) == 0 and margin_cells(at_20m, 40.0) == 0
+
+
+def test_the_sea_beside_land_is_hidden_with_a_margin_and_no_further() -> None:
+    gray = np.random.default_rng(2).integers(150, 256, (600, 1000), dtype=np.uint8)
+    mask = CoastAndIsland()
+    on_land = land_cells(GEOREF, 600, 1000, mask).pixels(0, 600, 1000)
+    near = land_cells(GEOREF, 600, 1000, mask).grown(2).pixels(0, 600, 1000)
+    hidden = land_hidden(gray, GEOREF, 256, mask, margin_m=150.0)  # 2 cells of 80 m
+    beside = near & ~on_land
+    assert beside[:, 600:700].any() and not beside[:, :100].any()  # a band west of the coast, not far off
+    assert hidden[beside].max() <= 208 and gray[beside].max() == 255  # the margin's sea hidden as land is
+    assert np.array_equal(hidden[~near], gray[~near])  # the sea farther off untouched
+    assert np.array_equal(land_hidden(gray, GEOREF, 256, mask, margin_m=0.0)[beside], gray[beside])
