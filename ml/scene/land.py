@@ -54,13 +54,7 @@ class LandCells:
         """These cells with every cell within `by` cells (a square) of land counted as land too."""
         if by <= 0 or not self.cells.any():
             return self
-        height, width = self.cells.shape
-        padded = np.pad(self.cells, by)
-        spread = np.zeros_like(self.cells)
-        for dy in range(2 * by + 1):
-            for dx in range(2 * by + 1):
-                spread |= padded[dy : dy + height, dx : dx + width]
-        return LandCells(spread, self.cell)
+        return LandCells(np.logical_or.reduce(_neighbourhood(self.cells, by)), self.cell)
 
     def all_land(self, y: int, x: int, tile: int) -> bool:
         """Whether every cell a tile at (y, x) touches is land (tiles may reach past the scene's edge)."""
@@ -84,14 +78,21 @@ def land_cells(
     middle = np.minimum(np.arange(bcols) * coarse + coarse // 2, cols - 1)
     blocks = _query(georef, height, width, cell, centre[:, None], middle[None, :], landmask)
     cells = np.repeat(np.repeat(blocks, coarse, axis=0), coarse, axis=1)[:rows, :cols]
-    padded = np.pad(blocks, 1, mode="edge")
-    views = [padded[i : i + brows, j : j + bcols] for i in range(3) for j in range(3)]
+    views = _neighbourhood(blocks, 1)
     coast = np.logical_or.reduce(views) & ~np.logical_and.reduce(views)
     if coast.any():
         in_coast = np.repeat(np.repeat(coast, coarse, axis=0), coarse, axis=1)[:rows, :cols]
         r, c = np.nonzero(in_coast)
         cells[r, c] = _query(georef, height, width, cell, r, c, landmask)
     return LandCells(cells, cell)
+
+
+def _neighbourhood(cells: np.ndarray, by: int) -> list[np.ndarray]:
+    """`cells` shifted by every offset up to `by` either way, edges repeated (a border is no coast)."""
+    height, width = cells.shape
+    padded = np.pad(cells, by, mode="edge")
+    span = range(2 * by + 1)
+    return [padded[dy : dy + height, dx : dx + width] for dy in span for dx in span]
 
 
 def margin_cells(georef: Georef, margin_m: float, cell: int = LAND_CELL) -> int:

@@ -52,9 +52,9 @@ def paste_slicks(x: torch.Tensor, gen: torch.Generator, share: float) -> tuple[t
 
     The mask is the slick's inner half of the soft edge, never on land (NaN stays NaN, and is no oil).
     The darkening is at most the sea's 5th percentile, so a slick keeps its speckle and is never a flat
-    black patch, as a real slick in a dB rendering keeps its speckle. (Round 9's first runs clipped, and
-    drew specks beside hidden land in bench.scene; four epochs more with this rule did not remove them:
-    ml/models/MODEL_CARD.md.) A crop too dark for the least darkening gets no slick.
+    black patch, as a real slick in a dB rendering keeps its speckle. (Round 9 suspected clipped slicks of
+    bench.scene's specks beside hidden land; they were slivers of land left visible, which ml.scene.land's
+    margin now hides: ml/models/MODEL_CARD.md, round 10.) A crop too dark for the least darkening gets none.
     """
     x, y = x.clone(), torch.zeros_like(x)
     if share <= 0:  # draws nothing, so a run without slicks draws as before they existed
