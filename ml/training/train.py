@@ -30,6 +30,7 @@ from ml.training.augment import (
     percentile_stretch,
     radiometric,
     scene_context,
+    window_stretch,
     zoom,
 )
 from ml.training.data import (
@@ -211,6 +212,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.level_gain,
             )
             x, y = crop(x, y, gen, args.crop)
+            x = window_stretch(x, gen, args.window_share)
             loss = LOSSES[args.loss](logits_of(model, x.to(device)), y.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]

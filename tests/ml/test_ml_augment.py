@@ -17,6 +17,7 @@ from ml.training.augment import (  # noqa: E402
     percentile_stretch,
     radiometric,
     scene_context,
+    window_stretch,
 )
 
 
@@ -149,3 +150,19 @@ def test_level_shift_reaches_a_scene_stretchs_compression() -> None:
     assert default.min() > 0.55 and ratio.min() < 0.35 and ratio.max() <= 1.25
     moved = (wide - x).flatten(1).mean(1)
     assert moved.min() < -0.2 and moved.max() > 0.28  # past the default's +-0.25, both ways
+
+
+def test_window_stretch_fits_a_calm_window_on_itself_as_the_service_would() -> None:
+    """Calm sea beside a dark slick sits in the upper grey levels of its tile's stretch; a window of that sea
+    uploaded alone is spread by the service over 0..255, its darkest speckle black as oil is."""
+    gen = torch.Generator().manual_seed(0)
+    x = (0.5 + 0.04 * torch.randn(4, 1, 128, 128, generator=gen)).clamp(0, 1)
+    x[:, :, :48] = 0.1  # the slick: the tile's 1st percentile lies in it
+    sea = percentile_stretch(x)[:, :, 64:, 64:].contiguous()
+    assert torch.equal(window_stretch(sea, gen, share=0.0), sea)
+    alone = window_stretch(sea, gen, share=1.0)
+    for i in range(len(sea)):
+        band = np.round(sea[i, 0].numpy() * 255).astype(np.uint8)
+        assert np.abs(alone[i, 0].numpy() * 255 - convert(band).gray).max() <= 1 + 1e-3
+    assert sea.flatten(1).quantile(0.01, 1).min() > 0.5  # in its tile: no pixel of this sea is dark
+    assert alone.flatten(1).quantile(0.01, 1).max() < 0.02  # alone: its darkest speckle is black
