@@ -202,11 +202,12 @@ def window_stretch(x: torch.Tensor, gen: torch.Generator, share: float) -> torch
     uploaded image that is only a small window of the sea.
 
     A crop cut from a stretched tile keeps the tile's grey levels, so calm sea beside a slick stays
-    mid-grey; stretched on its own, its darkest speckle becomes black and reads as oil. Off by default:
-    `--window-share 0.3` did not lower the false alarms on oil-free validation windows (2.30 % against
-    2.29 % without it) and stood 0.003-0.006 below run H's validation IoU mid-run (ml/models/MODEL_CARD.md,
-    round 11).
-    Nodata is already at the median's level here, so it counts in the fit as sea would.
+    mid-grey; stretched on its own, its darkest speckle becomes black and reads as oil. Nodata is already
+    at the median's level here, so it counts in the fit as sea would.
+
+    Off by default: `--window-share 0.3` did not lower the false alarms on oil-free validation windows
+    (2.30 % against 2.29 % without it) and stood 0.003-0.006 below run H's validation IoU mid-run
+    (ml/models/MODEL_CARD.md, round 11).
     """
     if share <= 0:  # no draw from `gen`: earlier recipes replay unchanged
         return x

@@ -93,12 +93,6 @@ def parse_args(argv: list[str] | None = None, description: str | None = None) ->
         help="share of tiles moved in grey level and contrast after the stretch, as in a whole scene",
     )
     p.add_argument(
-        "--window-share",
-        type=float,
-        default=0.0,
-        help="share of crops stretched again on their own, as an upload of a small window would be",
-    )
-    p.add_argument(
         "--level-offset",
         type=float,
         default=LEVEL_OFFSET,
@@ -109,6 +103,12 @@ def parse_args(argv: list[str] | None = None, description: str | None = None) ->
         type=float,
         default=LEVEL_GAIN,
         help="smallest contrast factor of --level-share's tiles (a scene's stretch compresses its sea)",
+    )
+    p.add_argument(
+        "--window-share",
+        type=float,
+        default=0.0,
+        help="share of crops stretched again on their own, as an upload of a small window would be",
     )
     p.add_argument(
         "--loss",
